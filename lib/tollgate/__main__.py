@@ -1,0 +1,7 @@
+"""``python -m tollgate``."""
+
+import sys
+
+from tollgate._cli import main
+
+sys.exit(main())

@@ -1,0 +1,107 @@
+"""Replacing secrets in a byte stream that arrives in pieces.
+
+A secret may be split across two reads, so the redactor holds back the end of what it has
+seen, but only the part that could still grow into a secret (the longest suffix that is a
+proper prefix of a pattern): everything else is released at once, so ``tollgate run`` adds
+no visible latency. Overlapping and adjacent matches merge into one replacement, also across
+reads, as the GitHub runner merges them within a line. Input is bytes throughout: invalid
+UTF-8 passes through untouched.
+"""
+
+from __future__ import annotations
+
+from tollgate.masking.matcher import Matcher
+
+
+def merge_ranges(matches: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sort ``(start, end)`` matches and merge the overlapping and directly adjacent ones."""
+    if len(matches) <= 1:
+        return matches
+    matches.sort()
+    merged = [matches[0]]
+    for start, end in matches[1:]:
+        last_start, last_end = merged[-1]
+        if start <= last_end:
+            if end > last_end:
+                merged[-1] = (last_start, end)
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def redact_all(matcher: Matcher, data: bytes, replacement: bytes) -> bytes:
+    """``data`` with every match replaced, as one complete piece of input."""
+    ranges = merge_ranges(matcher.find(data))
+    if not ranges:
+        return data
+    parts: list[bytes] = []
+    position = 0
+    for start, end in ranges:
+        parts.append(data[position:start])
+        parts.append(replacement)
+        position = end
+    parts.append(data[position:])
+    return b"".join(parts)
+
+
+class StreamRedactor:
+    """Redacts one stream: :meth:`feed` each piece as it arrives, :meth:`flush` at the end."""
+
+    def __init__(self, matcher: Matcher, replacement: bytes = b"***") -> None:
+        self._matcher = matcher
+        self._replacement = replacement
+        self._pending = b""
+        # True when the last bytes released were a replacement that ends exactly where
+        # `_pending` begins: a match starting there continues it and gets no second marker.
+        self._after_replacement = False
+
+    @property
+    def pending(self) -> int:
+        """How many bytes are held back, waiting to see whether they start a secret."""
+        return len(self._pending)
+
+    def feed(self, data: bytes) -> bytes:
+        """Take the next piece of the stream; return what can be released now."""
+        if not data:
+            return b""
+        buffer = self._pending + data if self._pending else data
+        ranges = merge_ranges(self._matcher.find(buffer))
+        cut = self._matcher.partial_start(buffer)
+        # A match that reaches into the held-back tail may still grow: hold it whole.
+        for start, end in ranges:
+            if end > cut:
+                cut = min(cut, start)
+                break
+        released = self._release(buffer, ranges, cut)
+        self._pending = buffer[cut:]
+        return released
+
+    def flush(self) -> bytes:
+        """End of stream: release everything still held back, redacted."""
+        buffer, self._pending = self._pending, b""
+        if not buffer:
+            return b""
+        return self._release(buffer, merge_ranges(self._matcher.find(buffer)), len(buffer))
+
+    def _release(self, buffer: bytes, ranges: list[tuple[int, int]], cut: int) -> bytes:
+        if not ranges or ranges[0][0] >= cut:
+            if cut:
+                self._after_replacement = False
+            return buffer[:cut]
+        parts: list[bytes] = []
+        position = 0
+        for start, end in ranges:
+            if end > cut:
+                break
+            if start > position:
+                parts.append(buffer[position:start])
+                parts.append(self._replacement)
+            elif not (position == 0 and self._after_replacement):
+                parts.append(self._replacement)
+            position = end
+        if position < cut:
+            parts.append(buffer[position:cut])
+            self._after_replacement = False
+        else:
+            self._after_replacement = True
+        return b"".join(parts)

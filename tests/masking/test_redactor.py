@@ -1,0 +1,141 @@
+"""The streaming redactor: splits, overlaps, adjacency, hold-back and pass-through."""
+
+from __future__ import annotations
+
+import pytest
+
+from tollgate.masking.matcher import AhoCorasickMatcher, Matcher, RegexMatcher
+from tollgate.masking.redactor import StreamRedactor, merge_ranges, redact_all
+
+MATCHERS = [AhoCorasickMatcher, RegexMatcher]
+
+
+def _stream(matcher: Matcher, pieces: list[bytes], replacement: bytes = b"***") -> bytes:
+    redactor = StreamRedactor(matcher, replacement)
+    out = b"".join(redactor.feed(piece) for piece in pieces)
+    return out + redactor.flush()
+
+
+def _split(marked: str) -> list[bytes]:
+    """``a|b`` marks a boundary between two reads, as in gitlab-runner's masker tests."""
+    return [part.encode() for part in marked.split("|")]
+
+
+@pytest.fixture(params=MATCHERS, ids=lambda cls: cls.__name__)
+def matcher_class(request: pytest.FixtureRequest) -> type[Matcher]:
+    cls: type[Matcher] = request.param
+    return cls
+
+
+# microsoft/azure-pipelines-agent SecretMaskerL0 (same lineage as the GitHub runner).
+@pytest.mark.parametrize(
+    ("secrets", "log", "expected"),
+    [
+        ([b"def"], "abcdefg", "abc***g"),
+        ([b"def"], "abcdefgdef", "abc***g***"),
+        ([b"abc"], "abcabcdef", "***def"),  # adjacent instances merge
+        ([b"bcd", b"fgh"], "abcdefghi", "a***e***i"),
+        ([b"bcd", b"cde"], "abcdefg", "a***fg"),
+        ([b"bcd", b"def"], "abcdefg", "a***g"),  # overlapping secrets: one replacement
+        ([b"bcd", b"efg"], "abcdefgh", "a***h"),  # adjacent secrets: one replacement
+        ([b"abc"], "", ""),
+    ],
+)
+def test_agent_vectors(
+    matcher_class: type[Matcher], secrets: list[bytes], log: str, expected: str
+) -> None:
+    matcher = matcher_class(secrets)  # type: ignore[call-arg]
+    assert redact_all(matcher, log.encode(), b"***") == expected.encode()
+    # Every split of the input gives the same result as the whole.
+    data = log.encode()
+    for cut in range(len(data) + 1):
+        assert _stream(matcher, [data[:cut], data[cut:]]) == expected.encode()
+
+
+# gitlab-runner common/buildlogger/internal/masker/masker_test.go; `|` is a write boundary.
+@pytest.mark.parametrize(
+    ("secrets", "marked", "expected"),
+    [
+        ([b"secrets"], "secrets|s", "[MASKED]s"),
+        ([b"secrets"], "s|ecrets", "[MASKED]"),
+        ([b"secrets"], "ssecrets", "s[MASKED]"),
+        ([b"secrets"], "sec|ret|s and more", "[MASKED] and more"),
+        ([b"mask", b"prefix_mask"], "prefix_|mask", "[MASKED]"),
+        ([b"mask", b"prefix_mask"], "prefix_ma|sk", "[MASKED]"),
+        ([b"mask", b"prefix_mask"], "prefix_|other mask", "prefix_other [MASKED]"),
+        (
+            [b"this is the end", b"en foobar", b"en"],
+            "overlap: this is the en| foobar",
+            "overlap: this is the [MASKED]",
+        ),
+        # gitlab-runner#27861: a phrase that is a prefix of a longer one must not leak
+        # the longer one's tail.
+        ([b"temp4now", b"temp4now111dd"], "x temp4now|111dd y", "x [MASKED] y"),
+    ],
+)
+def test_gitlab_runner_vectors(
+    matcher_class: type[Matcher], secrets: list[bytes], marked: str, expected: str
+) -> None:
+    matcher = matcher_class(secrets)  # type: ignore[call-arg]
+    assert _stream(matcher, _split(marked), b"[MASKED]") == expected.encode()
+
+
+def test_long_secret_split_in_two(matcher_class: type[Matcher]) -> None:
+    secret = bytes(range(33, 127)) * 170  # 15,980 bytes
+    matcher = matcher_class([secret])  # type: ignore[call-arg]
+    data = b"start " + secret + b" end"
+    assert _stream(matcher, [data[:8000], data[8000:]]) == b"start *** end"
+
+
+def test_adjacent_matches_merge_across_reads(matcher_class: type[Matcher]) -> None:
+    matcher = matcher_class([b"alpha", b"omega"])  # type: ignore[call-arg]
+    assert _stream(matcher, [b"x alpha", b"omega y"]) == b"x *** y"
+    assert _stream(matcher, [b"x alpha", b"", b"omega", b"alpha y"]) == b"x *** y"
+    assert _stream(matcher, [b"x alpha", b" omega y"]) == b"x *** *** y"
+
+
+def test_output_is_released_as_soon_as_it_cannot_be_a_secret(
+    matcher_class: type[Matcher],
+) -> None:
+    redactor = StreamRedactor(matcher_class([b"topsecret"]))  # type: ignore[call-arg]
+    assert redactor.feed(b"line one\n") == b"line one\n"
+    assert redactor.pending == 0
+    # A tail that could start the secret is held back ...
+    assert redactor.feed(b"value: top") == b"value: "
+    assert redactor.pending == 3
+    # ... and released as soon as it turns out not to be one.
+    assert redactor.feed(b"ic\n") == b"topic\n"
+    assert redactor.pending == 0
+    assert redactor.feed(b"t") == b""
+    assert redactor.flush() == b"t"
+
+
+def test_invalid_utf8_passes_through(matcher_class: type[Matcher]) -> None:
+    matcher = matcher_class([b"s3cret"])  # type: ignore[call-arg]
+    data = b"\xff\xfe\x80 s3cret \xc3\x28 \xed\xa0\x80"
+    assert _stream(matcher, [data[:5], data[5:]]) == b"\xff\xfe\x80 *** \xc3\x28 \xed\xa0\x80"
+
+
+def test_merge_ranges() -> None:
+    assert merge_ranges([(5, 8), (1, 3), (3, 4), (7, 10), (12, 13)]) == [(1, 4), (5, 10), (12, 13)]
+    assert merge_ranges([]) == []
+
+
+def test_matchers_agree_on_overlapping_matches() -> None:
+    patterns = [b"aa", b"aaa", b"ab", b"ba"]
+    haystack = b"aaabaaab"
+    fast = set(AhoCorasickMatcher(patterns).find(haystack))
+    slow = set(RegexMatcher(patterns).find(haystack))
+    # Both cover the same bytes; the DFA may report more (all) overlapping matches.
+    assert merge_ranges(sorted(fast)) == merge_ranges(sorted(slow)) == [(0, 8)]
+    assert slow <= fast
+
+
+def test_partial_start_finds_longest_proper_prefix() -> None:
+    for cls in MATCHERS:
+        matcher = cls([b"abcdef", b"cdx"])
+        assert matcher.partial_start(b"zzabcd") == 2  # "abcd" could become abcdef
+        assert matcher.partial_start(b"zzabcdef") == 8  # a whole match is not pending
+        assert matcher.partial_start(b"zzzzc") == 4
+        assert matcher.partial_start(b"zzzz") == 4
+        assert matcher.partial_start(b"") == 0
