@@ -139,3 +139,12 @@ def test_partial_start_finds_longest_proper_prefix() -> None:
         assert matcher.partial_start(b"zzzzc") == 4
         assert matcher.partial_start(b"zzzz") == 4
         assert matcher.partial_start(b"") == 0
+
+
+def test_patterns_sharing_an_anchor_are_told_apart() -> None:
+    # The DFA holds 8-byte anchors; the full patterns behind one anchor differ later.
+    patterns = [b"ABCDEFGH-one", b"ABCDEFGH-two-longer", b"ABCDEFGH", b"CDEFGH-o"]
+    matcher = AhoCorasickMatcher(patterns)
+    data = b"x ABCDEFGH-two-longer y ABCDEFGH-one z ABCDEFGH-zzz ABCDEFG"
+    assert redact_all(matcher, data, b"*") == b"x * y * z *-zzz ABCDEFG"
+    assert redact_all(RegexMatcher(patterns), data, b"*") == b"x * y * z *-zzz ABCDEFG"
