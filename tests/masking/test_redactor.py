@@ -148,3 +148,16 @@ def test_patterns_sharing_an_anchor_are_told_apart() -> None:
     data = b"x ABCDEFGH-two-longer y ABCDEFGH-one z ABCDEFGH-zzz ABCDEFG"
     assert redact_all(matcher, data, b"*") == b"x * y * z *-zzz ABCDEFG"
     assert redact_all(RegexMatcher(patterns), data, b"*") == b"x * y * z *-zzz ABCDEFG"
+
+
+def test_back_to_back_secrets_do_not_pile_up(matcher_class: type[Matcher]) -> None:
+    # `yes $SECRET | tr -d '\n'`: every read ends inside the next occurrence.
+    matcher = matcher_class([b"s3cret"])  # type: ignore[call-arg]
+    redactor = StreamRedactor(matcher)
+    out = [redactor.feed(b"x" + b"s3cret" * 3 + b"s3c")]
+    for _ in range(1000):
+        out.append(redactor.feed(b"ret" + b"s3cret" * 3 + b"s3c"))
+        assert redactor.pending < 6
+    out.append(redactor.feed(b"ret end"))
+    out.append(redactor.flush())
+    assert b"".join(out) == b"x*** end"

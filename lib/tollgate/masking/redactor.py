@@ -45,12 +45,19 @@ def redact_all(matcher: Matcher, data: bytes, replacement: bytes) -> bytes:
 
 
 class StreamRedactor:
-    """Redacts one stream: :meth:`feed` each piece as it arrives, :meth:`flush` at the end."""
+    """Redacts one stream: :meth:`feed` each piece as it arrives, :meth:`flush` at the end.
+
+    What is held back is always shorter than the longest pattern: a match that reaches into
+    the held tail is released (as a replacement) up to the tail, and the tail's first bytes
+    are remembered as already masked, so a stream of back-to-back secrets cannot pile up.
+    """
 
     def __init__(self, matcher: Matcher, replacement: bytes = b"***") -> None:
         self._matcher = matcher
         self._replacement = replacement
         self._pending = b""
+        # How many leading bytes of `_pending` belong to a match already replaced.
+        self._masked = 0
         # True when the last bytes released were a replacement that ends exactly where
         # `_pending` begins: a match starting there continues it and gets no second marker.
         self._after_replacement = False
@@ -65,23 +72,35 @@ class StreamRedactor:
         if not data:
             return b""
         buffer = self._pending + data if self._pending else data
-        ranges = merge_ranges(self._matcher.find(buffer))
+        ranges = self._ranges(buffer)
         cut = self._matcher.partial_start(buffer)
-        # A match that reaches into the held-back tail may still grow: hold it whole.
-        for start, end in ranges:
+        masked = 0
+        for index, (start, end) in enumerate(ranges):
             if end > cut:
-                cut = min(cut, start)
+                if start < cut:
+                    # Straddles the held tail: replace up to it, remember the rest.
+                    ranges[index] = (start, cut)
+                    masked = end - cut
                 break
         released = self._release(buffer, ranges, cut)
         self._pending = buffer[cut:]
+        self._masked = masked
         return released
 
     def flush(self) -> bytes:
         """End of stream: release everything still held back, redacted."""
-        buffer, self._pending = self._pending, b""
+        buffer = self._pending
+        ranges = self._ranges(buffer) if buffer else []
+        self._pending, self._masked = b"", 0
         if not buffer:
             return b""
-        return self._release(buffer, merge_ranges(self._matcher.find(buffer)), len(buffer))
+        return self._release(buffer, ranges, len(buffer))
+
+    def _ranges(self, buffer: bytes) -> list[tuple[int, int]]:
+        matches = self._matcher.find(buffer)
+        if self._masked:
+            matches.append((0, self._masked))
+        return merge_ranges(matches)
 
     def _release(self, buffer: bytes, ranges: list[tuple[int, int]], cut: int) -> bytes:
         if not ranges or ranges[0][0] >= cut:
