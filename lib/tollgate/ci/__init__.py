@@ -1,0 +1,143 @@
+"""The CI platform layer: GitHub Actions, GitLab CI and a developer's terminal.
+
+:func:`get_platform` picks the implementation of :class:`~tollgate.ci.interface.Platform`;
+the small validators below are shared by the three implementations. Importing this package
+is cheap: the implementations (and ``requests``) load only when a platform is asked for.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from tollgate.ci.interface import Annotation, AnnotationLevel, Platform
+from tollgate.errors import UsageError
+
+__all__ = [
+    "PLATFORM_NAMES",
+    "Annotation",
+    "AnnotationLevel",
+    "Platform",
+    "PlatformOptions",
+    "detect",
+    "get_platform",
+]
+
+PLATFORM_NAMES = ("github", "gitlab", "local")
+"""The names :func:`get_platform` accepts, besides ``auto``."""
+
+_OUTPUT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_BASE64URL_PART = r"[A-Za-z0-9_-]+=*"
+_JWT = re.compile(rf"{_BASE64URL_PART}\.{_BASE64URL_PART}\.{_BASE64URL_PART}\Z")
+
+
+@dataclass(frozen=True)
+class PlatformOptions:
+    """Where a platform finds its token and puts the files it writes (all optional)."""
+
+    token_file: str | os.PathLike[str] | None = None
+    """Read the OIDC token from this file (GitLab, local)."""
+    token_env: str | None = None
+    """Name of the environment variable holding the OIDC token (GitLab, local)."""
+    dotenv_path: str | os.PathLike[str] | None = None
+    """GitLab dotenv report for outputs (default ``tollgate.env``)."""
+    summary_path: str | os.PathLike[str] | None = None
+    """Markdown summary file off GitHub (default ``tollgate-summary.md``)."""
+
+    def __post_init__(self) -> None:
+        if self.token_env is not None and not _ENV_NAME.match(self.token_env):
+            raise UsageError(
+                f"{self.token_env!r} is not a valid environment variable name",
+                hint="use letters, digits and underscores, not starting with a digit",
+            )
+
+
+def detect(environ: Mapping[str, str] | None = None) -> str:
+    """``github``, ``gitlab`` or ``local``, from the variables each CI system always sets."""
+    env = os.environ if environ is None else environ
+    if env.get("GITHUB_ACTIONS") == "true":
+        return "github"
+    if env.get("GITLAB_CI") == "true":
+        return "gitlab"
+    return "local"
+
+
+def get_platform(
+    name: str | None = None,
+    *,
+    options: PlatformOptions | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Platform:
+    """The platform called ``name`` (``None`` or ``auto``: the one we are running on)."""
+    chosen = detect(environ) if name in (None, "auto") else name
+    opts = options or PlatformOptions()
+    if chosen == "github":
+        from tollgate.ci.github import GitHubPlatform
+
+        return GitHubPlatform(opts, environ=environ)
+    if chosen == "gitlab":
+        from tollgate.ci.gitlab import GitLabPlatform
+
+        return GitLabPlatform(opts, environ=environ)
+    if chosen == "local":
+        from tollgate.ci.local import LocalPlatform
+
+        return LocalPlatform(opts, environ=environ)
+    raise UsageError(
+        f"unknown platform {chosen!r}",
+        hint=f"choose one of: auto, {', '.join(PLATFORM_NAMES)}",
+    )
+
+
+# Shared by the implementations.
+
+
+def validate_output_name(name: str) -> None:
+    """Refuse an output name the CI systems would reject or misparse."""
+    if not _OUTPUT_NAME.match(name):
+        raise UsageError(
+            f"{name!r} is not a valid output name",
+            hint="use letters, digits, '_' and '-', starting with a letter or '_'",
+        )
+
+
+def validate_env_name(name: str) -> None:
+    """Refuse an environment variable name a shell could not ``export``."""
+    if not _ENV_NAME.match(name):
+        raise UsageError(
+            f"{name!r} is not a valid environment variable name",
+            hint="use letters, digits and '_', starting with a letter or '_'",
+        )
+
+
+def refuse_secret_output(name: str, value: str) -> None:
+    """Refuse to publish an output that holds a secret this process has masked."""
+    from tollgate.masking.secrets import process_secrets
+
+    if process_secrets().contains_secret(value):
+        raise UsageError(
+            f"output {name!r} contains a masked secret; tollgate does not publish secrets "
+            "as outputs",
+            hint=(
+                "GitHub silently drops such an output ('Skip output since it may contain "
+                "secret') and GitLab would publish it in clear.\n"
+                "Keep the secret in this job, or export it as a secret environment variable."
+            ),
+        )
+
+
+def is_jwt(value: str) -> bool:
+    """Whether ``value`` has the shape of a JWT: three base64url parts joined by dots."""
+    return bool(_JWT.match(value))
+
+
+def reject_nul(name: str, value: str) -> None:
+    """Refuse a value no environment variable or text file of the runner can carry."""
+    if "\0" in value:
+        raise UsageError(
+            f"the value for {name!r} contains a NUL character",
+            hint="environment variables and CI files cannot hold NUL; encode the value first",
+        )
