@@ -130,9 +130,7 @@ def test_json_forms_with_and_without_ascii_escapes() -> None:
 
 def test_minimum_length_drops_short_forms_and_counts_them() -> None:
     variants = secret_variants("abc", min_length=4)
-    assert variants.patterns == frozenset(
-        p for p in variants.patterns if len(p) >= 4
-    )
+    assert variants.patterns == frozenset(p for p in variants.patterns if len(p) >= 4)
     assert b"abc" not in variants.patterns
     assert variants.too_short >= 1
     assert b"abc" in secret_variants("abc", min_length=3).patterns
@@ -143,9 +141,9 @@ def test_base64_fragments_have_a_floor() -> None:
         if pattern not in {base64.b64encode(b"abcdefg"), b"abcdefg"}:
             assert len(pattern) >= 4
     # No fragment shorter than the floor is registered for a short secret.
-    whole = {
-        base64.b64encode(d) for d in (b"abcde", b"bcde", b"cde", b"abcde\n")
-    } | {base64.urlsafe_b64encode(d) for d in (b"abcde", b"bcde", b"cde", b"abcde\n")}
+    whole = {base64.b64encode(d) for d in (b"abcde", b"bcde", b"cde", b"abcde\n")} | {
+        base64.urlsafe_b64encode(d) for d in (b"abcde", b"bcde", b"cde", b"abcde\n")
+    }
     whole |= {w.rstrip(b"=") for w in whole}
     for pattern in secret_variants("abcde").patterns:
         if pattern.isalnum() and pattern not in whole and pattern != b"abcde":

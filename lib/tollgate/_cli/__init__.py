@@ -1,0 +1,111 @@
+"""The ``tollgate`` command: argparse subcommands over the library.
+
+Start-up is part of every CI step's cost, so this module imports only argparse and os at
+the top; each subcommand module imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from tollgate import __version__
+from tollgate._cli import _mask, _redact, _run
+from tollgate.errors import ExitCode
+
+_EPILOG = """\
+exit status (all commands):
+  0  success, gate allowed, or no findings at or above the threshold
+  1  findings at or above the threshold, or the gate denied
+  2  usage, input or configuration error (the message says what to fix)
+  3  an external service failed after retries (the gate treats this as a denial)
+  `tollgate run` exits with the wrapped command's status instead: 127 command not
+  found, 126 not executable, 128+N killed by signal N.
+
+environment:
+  TOLLGATE_LOGLEVEL   log level of tollgate's diagnostics (default INFO; -v means DEBUG)
+  TOLLGATE_PLATFORM   default for --platform
+"""
+
+_COMMANDS = (_mask, _redact, _run)
+
+
+def _parser() -> argparse.ArgumentParser:
+    # Options every subcommand accepts, also after the subcommand's name. SUPPRESS keeps a
+    # subparser from overwriting a value given before the subcommand.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="debug logging on stderr (-vv: also third-party libraries); tracebacks on errors",
+    )
+    common.add_argument(
+        "--platform",
+        choices=("auto", "github", "gitlab", "local"),
+        default=argparse.SUPPRESS,
+        help="the CI system to act for (default: detected from GITHUB_ACTIONS / GITLAB_CI)",
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="tollgate",
+        description="Security plugin pack for GitHub Actions and GitLab CI.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common],
+    )
+    parser.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}")
+    subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in _COMMANDS:
+        command.register(subcommands, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    # Defaults are filled in here, not with set_defaults(): the parent parser's actions are
+    # shared by every subparser, and a default set on one would apply to all.
+    args.verbose = getattr(args, "verbose", 0)
+    requested = getattr(args, "platform", None) or os.environ.get("TOLLGATE_PLATFORM", "auto")
+    from tollgate import _logging
+    from tollgate.ci import detect
+
+    platform_name: str = detect() if requested == "auto" else requested
+    args.platform = platform_name
+    _logging.configure(args.verbose, platform_name)
+    try:
+        status: int = args.handler(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # the one place where every failure is reported
+        return _report(error, verbose=args.verbose)
+    return status
+
+
+def _report(error: Exception, *, verbose: int) -> int:
+    """Print an error without a traceback (unless -v), with secrets redacted."""
+    import logging
+    import traceback
+
+    from tollgate.errors import Error
+    from tollgate.masking.secrets import process_secrets
+
+    logger = logging.getLogger("tollgate")
+    if verbose:
+        trace = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        sys.stderr.write(process_secrets().redact_text(trace))
+    if isinstance(error, Error):
+        logger.error("%s", error.diagnostics())
+        return int(error.exit_code)
+    logger.error(
+        "internal error: %s: %s\nThis is a bug in tollgate; rerun with -v for a traceback "
+        "and report it.",
+        type(error).__name__,
+        error,
+    )
+    return int(ExitCode.USAGE)

@@ -1,0 +1,93 @@
+"""The command line: version, help, exit codes, error reporting and lazy imports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO, clean_env, tollgate
+from tollgate import __version__
+
+
+def test_version() -> None:
+    result = tollgate("--version")
+    assert result.returncode == 0
+    assert result.stdout.decode().strip() == f"tollgate {__version__}"
+
+
+def test_help_documents_exit_codes_and_commands() -> None:
+    result = tollgate("--help")
+    assert result.returncode == 0
+    text = result.stdout.decode()
+    for needle in ("mask", "redact", "run", "exit status", "2  usage", "3  an external service"):
+        assert needle in text
+
+
+def test_usage_error_exits_2_without_traceback() -> None:
+    result = tollgate("redact", "--secret-env", "TOLLGATE_TEST_UNSET_VARIABLE")
+    assert result.returncode == 2
+    err = result.stderr.decode()
+    assert "TOLLGATE_TEST_UNSET_VARIABLE is not set" in err
+    assert "hint:" in err
+    assert "Traceback" not in err
+
+
+def test_verbose_adds_a_traceback_with_secrets_redacted(tmp_path: pytest.TempPathFactory) -> None:
+    secret = "verbose-trace-secret-value"
+    missing = f"/nonexistent/{secret}"
+    result = tollgate(
+        "-v", "redact", "--secret-env", "S", "--secret-file", missing, env={"S": secret}
+    )
+    assert result.returncode == 2
+    err = result.stderr.decode()
+    assert "Traceback" in err
+    assert secret not in err
+    assert "/nonexistent/***" in err
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    result = tollgate("frobnicate")
+    assert result.returncode == 2
+    assert b"invalid choice" in result.stderr
+
+
+def test_bundled_example_from_the_readme() -> None:
+    secret = (REPO / "examples/masking/token.txt").read_bytes()
+    log = (REPO / "examples/masking/build.log").read_bytes()
+    result = tollgate("redact", "--secret-file", "examples/masking/token.txt", stdin=log, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert secret not in out
+    # Every planted form was masked, the rest of the log is intact.
+    assert out.count(b"***") >= 6
+    assert b"deploy finished: 3 services updated" in out
+    assert b"sha256:9f86d081884c7d65 stay visible" in out
+    assert len(out.splitlines()) == len(log.splitlines())
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--version"], ["redact", "--secret-env", "S"], ["run", "--secret-env", "S", "--", "true"]],
+)
+def test_commands_import_no_http_yaml_schema_or_cloud_sdk(argv: list[str]) -> None:
+    # Start-up is paid by every CI step: these commands must not load heavy modules.
+    probe = (
+        "import sys, runpy\n"
+        f"sys.argv = ['tollgate', *{argv!r}]\n"
+        "try:\n"
+        "    runpy.run_module('tollgate', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = {'requests', 'urllib3', 'yaml', 'jsonschema', 'botocore', 'boto3', 'http.client'}\n"
+        "print(sorted(heavy & set(sys.modules)), file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        env=clean_env({"S": "some-secret-value"}),
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert result.stderr.decode().strip().splitlines()[-1] == "[]", result.stderr
