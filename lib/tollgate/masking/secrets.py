@@ -98,8 +98,10 @@ class SecretSet:
             return text
         raw = text.encode("utf-8", "surrogateescape")
         redacted = self.redact(raw, replacement.encode())
-        return raw.decode("utf-8", "surrogateescape") if redacted is raw else redacted.decode(
-            "utf-8", "surrogateescape"
+        return (
+            raw.decode("utf-8", "surrogateescape")
+            if redacted is raw
+            else redacted.decode("utf-8", "surrogateescape")
         )
 
     def contains_secret(self, text: str | bytes) -> bool:
