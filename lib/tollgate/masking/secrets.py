@@ -97,12 +97,7 @@ class SecretSet:
         if not self._patterns or not text:
             return text
         raw = text.encode("utf-8", "surrogateescape")
-        redacted = self.redact(raw, replacement.encode())
-        return (
-            raw.decode("utf-8", "surrogateescape")
-            if redacted is raw
-            else redacted.decode("utf-8", "surrogateescape")
-        )
+        return self.redact(raw, replacement.encode()).decode("utf-8", "surrogateescape")
 
     def contains_secret(self, text: str | bytes) -> bool:
         """Whether any registered variant occurs in ``text``."""
