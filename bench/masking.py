@@ -165,6 +165,9 @@ def main() -> None:
             leaked = sum(s.encode() in out for s in secrets)
             masks = out.count(b"***")
             check = "ok" if not leaked and masks >= data.count(b"token ") else f"LEAK {leaked}"
+            # Free this round's buffers before the next round forks its subprocesses: a
+            # child's ru_maxrss counts the parent's image it was forked from, until exec.
+            del data, out
             print(
                 f"{count:>8} {len(secret_set):>9} {mb / cat:>9.0f} {mb / redact:>9.0f} "
                 f"{mb / piped:>12.0f} {mb / scan:>9.0f} {build:>6.2f}s {rss / 1024:>7.0f}MB  "

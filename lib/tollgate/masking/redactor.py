@@ -34,13 +34,14 @@ def redact_all(matcher: Matcher, data: bytes, replacement: bytes) -> bytes:
     ranges = merge_ranges(matcher.find(data))
     if not ranges:
         return data
-    parts: list[bytes] = []
+    view = memoryview(data)
+    parts: list[bytes | memoryview] = []
     position = 0
     for start, end in ranges:
-        parts.append(data[position:start])
+        parts.append(view[position:start])
         parts.append(replacement)
         position = end
-    parts.append(data[position:])
+    parts.append(view[position:])
     return b"".join(parts)
 
 
@@ -106,20 +107,23 @@ class StreamRedactor:
         if not ranges or ranges[0][0] >= cut:
             if cut:
                 self._after_replacement = False
-            return buffer[:cut]
-        parts: list[bytes] = []
+            # The common case, nothing to mask: hand back the caller's bytes uncopied.
+            return buffer if cut == len(buffer) else buffer[:cut]
+        # Slices of a memoryview are not copies: join() copies each byte once.
+        view = memoryview(buffer)
+        parts: list[bytes | memoryview] = []
         position = 0
         for start, end in ranges:
             if end > cut:
                 break
             if start > position:
-                parts.append(buffer[position:start])
+                parts.append(view[position:start])
                 parts.append(self._replacement)
             elif not (position == 0 and self._after_replacement):
                 parts.append(self._replacement)
             position = end
         if position < cut:
-            parts.append(buffer[position:cut])
+            parts.append(view[position:cut])
             self._after_replacement = False
         else:
             self._after_replacement = True
