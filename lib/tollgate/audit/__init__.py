@@ -1,0 +1,1 @@
+"""Workflow audit: find what an attacker could use in CI configuration files."""
