@@ -1,4 +1,4 @@
-"""``run_redacted`` and ``filter_stream``: exit codes, redaction, streaming, signals, memory."""
+"""``run_redacted``: exit codes, redaction, streaming, signals, memory."""
 
 from __future__ import annotations
 
@@ -6,22 +6,20 @@ import io
 import logging
 import os
 import pty
-import select
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.masking._pipes import read_until as _read_until
 from tollgate.errors import UsageError
 from tollgate.masking.process import (
     FORWARDED_SIGNALS,
     exit_status,
-    filter_stream,
     run_redacted,
 )
 from tollgate.masking.secrets import SecretSet
@@ -75,24 +73,6 @@ def _launch(child_code: str, **popen: object) -> subprocess.Popen[bytes]:
     }
     argv = [sys.executable, str(LAUNCHER), "--", sys.executable, "-c", child_code]
     return subprocess.Popen(argv, **options)  # type: ignore[call-overload, no-any-return]
-
-
-def _read_until(fd: int, marker: bytes, timeout: float) -> bytes:
-    """Read ``fd`` until ``marker`` shows up, end of file, or ``timeout`` seconds pass."""
-    deadline = time.monotonic() + timeout
-    data = b""
-    while marker not in data:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
-            break
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:  # EIO: a pty whose other side has gone
-            break
-        if not chunk:
-            break
-        data += chunk
-    return data
 
 
 # --- exit status ----------------------------------------------------------------------------
@@ -486,76 +466,3 @@ def test_terminal_interrupt_reaches_the_child_once(terminal_session: tuple[int, 
     _, wait_status = os.waitpid(pid, 0)
     assert b"count=1" in output, output
     assert os.waitstatus_to_exitcode(wait_status) == 0
-
-
-# --- filter_stream --------------------------------------------------------------------------
-
-
-def _feed(fd: int, pieces: list[bytes], pause: float) -> threading.Thread:
-    def write() -> None:
-        for piece in pieces:
-            os.write(fd, piece)
-            time.sleep(pause)
-        os.close(fd)
-
-    thread = threading.Thread(target=write)
-    thread.start()
-    return thread
-
-
-def test_filter_stream_redacts_a_secret_split_across_reads(
-    tmp_path: Path, secrets: SecretSet
-) -> None:
-    src, feeder = os.pipe()
-    secret = SECRET.encode()
-    thread = _feed(feeder, [b"a " + secret[:5], secret[5:12], secret[12:] + b" b\n"], 0.05)
-    with (tmp_path / "out").open("wb") as out:
-        assert filter_stream(src, out, secrets, b"***") is True
-    thread.join()
-    os.close(src)
-    assert (tmp_path / "out").read_bytes() == b"a *** b\n"
-
-
-def test_filter_stream_releases_each_piece_at_once(secrets: SecretSet) -> None:
-    src, feeder = os.pipe()
-    reader, dst = os.pipe()
-    result: list[bool] = []
-    thread = threading.Thread(target=lambda: result.append(filter_stream(src, dst, secrets, b"*")))
-    thread.start()
-    try:
-        os.write(feeder, b"first line\n")
-        assert _read_until(reader, b"\n", timeout=2) == b"first line\n"
-    finally:
-        os.close(feeder)
-        thread.join(timeout=5)
-    assert result == [True]
-    for fd in (src, reader, dst):
-        os.close(fd)
-
-
-def test_filter_stream_stops_quietly_when_the_reader_goes(secrets: SecretSet) -> None:
-    src, feeder = os.pipe()
-    reader, dst = os.pipe()
-    os.close(reader)
-    os.write(feeder, b"nobody reads this\n")
-    os.close(feeder)
-    assert filter_stream(src, dst, secrets, b"***") is False
-    os.close(src)
-    os.close(dst)
-
-
-def test_filter_stream_without_secrets_passes_bytes_through(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    def no_matcher(self: SecretSet) -> None:
-        raise AssertionError("a matcher was built for an empty secret set")
-
-    monkeypatch.setattr(SecretSet, "matcher", no_matcher)
-    data = bytes(range(256)) * 5000
-    src, feeder = os.pipe()
-    thread = _feed(feeder, [data[i : i + 70000] for i in range(0, len(data), 70000)], 0)
-    out = io.BytesIO()
-    assert filter_stream(src, out, SecretSet(), b"***") is True
-    thread.join()
-    os.close(src)
-    assert out.getvalue() == data

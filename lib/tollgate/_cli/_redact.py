@@ -39,7 +39,7 @@ def main(args: argparse.Namespace) -> int:
     import sys
 
     from tollgate._cli._secrets import load_secrets, replacement_for
-    from tollgate.masking.process import filter_stream
+    from tollgate.masking.stream import filter_stream
     from tollgate.masking.secrets import process_secrets
 
     if not load_secrets(args):

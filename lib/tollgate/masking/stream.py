@@ -1,0 +1,111 @@
+"""Copying a byte stream through a redactor, written through as it arrives.
+
+Shared by ``tollgate redact`` (stdin to stdout) and ``tollgate run`` (the child's two pipes);
+kept apart from the process supervisor so ``redact`` does not load subprocess machinery.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+from typing import BinaryIO
+
+from tollgate.masking.redactor import StreamRedactor
+from tollgate.masking.secrets import SecretSet
+
+_logger = logging.getLogger(__name__)
+
+READ_SIZE = 1 << 20
+"""Bytes asked for per read: a read returns what is there at once, up to this much."""
+
+
+def stream_redactor(secrets: SecretSet, replacement: bytes) -> StreamRedactor | None:
+    """A fresh redactor for one stream, or ``None`` when there is nothing to mask."""
+    if not secrets:
+        return None
+    return StreamRedactor(secrets.matcher(), replacement)
+
+
+class Sink:
+    """Where released bytes go: written through at once, with no buffering of our own."""
+
+    def __init__(self, target: BinaryIO | int, name: str = "output") -> None:
+        self.name = name
+        self.broken = False
+        self._file: BinaryIO | None = None
+        if isinstance(target, int):
+            self._fd: int | None = target
+            return
+        try:
+            fd = target.fileno()
+        except (AttributeError, OSError, ValueError):
+            # In-memory files (tests) have no descriptor: write and flush the object.
+            self._fd = None
+            self._file = target
+            return
+        # Whatever the file object already buffered must come out before our bytes.
+        target.flush()
+        self._fd = fd
+
+    def write(self, data: bytes) -> bool:
+        """Write all of ``data``; ``False`` once the reader has gone (EPIPE), quietly."""
+        if self.broken:
+            return False
+        if not data:
+            return True
+        try:
+            if self._fd is not None:
+                _write_all(self._fd, data)
+            elif self._file is not None:
+                self._file.write(data)
+                self._file.flush()
+        except BrokenPipeError:
+            _logger.debug("the reader of %s has gone; discarding the rest", self.name)
+            self.broken = True
+            return False
+        return True
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until all of ``data`` is out (short writes, non-blocking descriptors)."""
+    view = memoryview(data)
+    while view:
+        try:
+            written = os.write(fd, view)
+        except BlockingIOError:
+            # Someone left our stdout non-blocking (it happens in CI): wait, don't fail.
+            select.select([], [fd], [])
+            continue
+        view = view[written:]
+
+
+def _read_some(fd: int) -> bytes:
+    """What is available on ``fd`` (waiting for something), ``b""`` at end of file."""
+    while True:
+        try:
+            return os.read(fd, READ_SIZE)
+        except BlockingIOError:  # noqa: PERF203 - only a non-blocking descriptor gets here
+            # An inherited non-blocking stdin: wait for data instead of failing.
+            select.select([fd], [], [])
+
+
+def filter_stream(src_fd: int, dst: BinaryIO | int, secrets: SecretSet, replacement: bytes) -> bool:
+    """Copy ``src_fd`` to ``dst`` until end of file with every secret replaced.
+
+    Each piece is written as soon as it is read, minus what might be the start of a secret;
+    with no secrets the bytes pass through untouched. Returns ``False`` when ``dst`` was
+    closed by its reader (EPIPE) and the copy stopped early, quietly.
+    """
+    return copy_stream(src_fd, Sink(dst), stream_redactor(secrets, replacement))
+
+
+def copy_stream(src_fd: int, sink: Sink, redactor: StreamRedactor | None) -> bool:
+    """:func:`filter_stream` with a redactor of the caller's (``None``: no redaction)."""
+    while True:
+        data = _read_some(src_fd)
+        if not data:
+            break
+        if not sink.write(redactor.feed(data) if redactor is not None else data):
+            return False
+    return sink.write(redactor.flush()) if redactor is not None else True
