@@ -39,8 +39,8 @@ def main(args: argparse.Namespace) -> int:
     import sys
 
     from tollgate._cli._secrets import load_secrets, replacement_for
-    from tollgate.masking.stream import filter_stream
     from tollgate.masking.secrets import process_secrets
+    from tollgate.masking.stream import filter_stream
 
     if not load_secrets(args):
         logging.getLogger(__name__).warning("no secrets given: input passes through unchanged")
