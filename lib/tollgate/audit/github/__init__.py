@@ -1,0 +1,1 @@
+"""GitHub Actions: the expression language and the workflow/action model rules read."""

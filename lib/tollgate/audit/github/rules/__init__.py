@@ -1,0 +1,1 @@
+"""GitHub Actions audit rules. Each module registers its rules on import."""
