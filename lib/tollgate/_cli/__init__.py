@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from tollgate import __version__
-from tollgate._cli import _creds, _mask, _redact, _run, _token, _trust
+from tollgate._cli import _audit, _creds, _mask, _redact, _run, _token, _trust
 from tollgate.errors import ExitCode
 
 _EPILOG = """\
@@ -29,7 +29,7 @@ environment:
   TOLLGATE_PLATFORM   default for --platform
 """
 
-_COMMANDS = (_creds, _mask, _redact, _run, _token, _trust)
+_COMMANDS = (_audit, _creds, _mask, _redact, _run, _token, _trust)
 
 
 def _parser() -> argparse.ArgumentParser:
