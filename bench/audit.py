@@ -1,6 +1,6 @@
 """Speed and memory of ``tollgate audit`` next to zizmor, on the same files in the same run.
 
-Both tools get the corpus's files (``/work/shared/corpus/github``: workflows and actions of
+Both tools get the corpus's files (``../shared/corpus/github`` beside the checkout: workflows and actions of
 75 public repositories) named explicitly on the command line, offline, without a
 configuration, JSON output; files zizmor refuses to load (it stops the whole run on one) are
 left out for both, and listed. Each command runs as its own process, started by a small
@@ -34,7 +34,7 @@ from tollgate.audit.discover import SourceFile, discover
 from tollgate.audit.engine import Auditor, FileDone, default_rules
 from tollgate.audit.findings import Finding
 
-DEFAULT_CORPUS = "/work/shared/corpus/github"
+DEFAULT_CORPUS = str(Path(__file__).resolve().parents[2] / "shared" / "corpus" / "github")
 
 # Runs each batch of a command in turn; prints wall, CPU and peak RSS (KiB) of each child.
 LAUNCHER = r"""

@@ -26,7 +26,7 @@ from tollgate.audit.github import expressions
 from tollgate.audit.github.model import Action, Workflow, build_action, build_workflow
 from tollgate.audit.source import load
 
-DEFAULT_CORPUS = "/work/shared/corpus/github"
+DEFAULT_CORPUS = str(Path(__file__).resolve().parents[2] / "shared" / "corpus" / "github")
 
 
 def parse_one(item: SourceFile) -> Workflow | Action | Diagnostic:

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("TOLLGATE_SHARED", REPO.parent / "shared"))
+"""The team's shared folder (schemas, corpus), which CI places beside the checkout."""
 
 # Variables that make tollgate believe it runs in CI; tests opt into them explicitly.
 _CI_VARIABLES = (

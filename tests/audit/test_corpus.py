@@ -1,6 +1,6 @@
 """The real-world corpus: every file loads and models, and run: expressions parse.
 
-The corpus (``/work/shared/corpus/github``, or ``$TOLLGATE_CORPUS``) is 1,519 workflow and
+The corpus (``../shared/corpus/github`` beside the checkout, or ``$TOLLGATE_CORPUS``) is 1,519 workflow and
 action files from 75 public repositories; the test is skipped where it is absent.
 """
 
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import SHARED
 from tollgate.audit.discover import Kind, SourceFile, discover
 from tollgate.audit.findings import Diagnostic
 from tollgate.audit.github.model import (
@@ -24,7 +25,7 @@ from tollgate.audit.github.model import (
 )
 from tollgate.audit.source import YMapping, YNode, YSequence, load
 
-CORPUS = Path(os.environ.get("TOLLGATE_CORPUS", "/work/shared/corpus/github"))
+CORPUS = Path(os.environ.get("TOLLGATE_CORPUS", SHARED / "corpus" / "github"))
 
 pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"no corpus at {CORPUS}")
 

@@ -140,3 +140,12 @@ def test_classify(tmp_path: Path) -> None:
     assert classify(tmp_path / "x" / "action.yaml") is Kind.ACTION
     assert classify(tmp_path / "x" / "a.yml") is None
     assert classify(tmp_path / ".github" / "workflows" / "a.json") is None
+
+
+def test_tool_copies_of_the_checkout_are_skipped(tmp_path: Path) -> None:
+    for root in (tmp_path, tmp_path / ".gitlab-ci-local" / "builds" / "job"):
+        workflows = root / ".github" / "workflows"
+        workflows.mkdir(parents=True)
+        (workflows / "ci.yml").write_text("on: push\njobs: {}\n")
+    found = [f.path for f in discover([str(tmp_path)]) if not isinstance(f, Diagnostic)]
+    assert found == [f"{tmp_path}/.github/workflows/ci.yml"]

@@ -33,9 +33,11 @@ SKIPPED_DIRECTORIES = frozenset(
         "site-packages",
         ".tox",
         ".nox",
+        # gitlab-ci-local copies the whole checkout here for each job it runs
+        ".gitlab-ci-local",
     )
 )
-"""Directory names never walked into (they hold other people's code, not this repository's)."""
+"""Directory names never walked into (they hold other people's code, or copies of ours)."""
 
 ACTION_NAMES = frozenset(("action.yml", "action.yaml"))
 WORKFLOW_SUFFIXES = (".yml", ".yaml")

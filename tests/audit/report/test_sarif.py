@@ -5,19 +5,19 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 
 from tests.audit.report import RULES, WORKFLOW, make_finding, render
+from tests.conftest import SHARED
 from tollgate import __version__
 from tollgate.audit.findings import Confidence, Diagnostic, Finding, Location, RuleInfo, Severity
 from tollgate.audit.report import ReportOptions, SarifFormat
 from tollgate.audit.report.sarif import FINGERPRINT_KEY
 
-SCHEMA = Path("/work/shared/schemas/sarif-2.1.0.json")
+SCHEMA = SHARED / "schemas" / "sarif-2.1.0.json"
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,1 @@
+"""The GitLab templates under gitlab-ci-local."""
