@@ -240,6 +240,29 @@ def test_inline_ignore_lines() -> None:
     assert not ignores.suppresses("a", 3)
 
 
+def test_inline_ignore_on_a_block_scalar_covers_the_block() -> None:
+    # A `run: |` block cannot hold a YAML comment: the line that opens it speaks for it.
+    ignores = InlineIgnores.scan(
+        document(
+            """            steps:
+              - run: |  # tollgate: ignore[template-injection]
+                  echo "${{ github.event.issue.title }}"
+                  echo done
+              # tollgate: ignore[github-env]
+              - run: >
+                  echo x >> "$GITHUB_ENV"
+              - run: |
+                  echo "${{ github.event.issue.body }}"
+            """
+        )
+    )
+    assert ignores is not None
+    assert all(ignores.suppresses("template-injection", line) for line in (2, 3, 4))
+    assert not ignores.suppresses("github-env", 3)
+    assert all(ignores.suppresses("github-env", line) for line in (6, 7))
+    assert not ignores.suppresses("template-injection", 9)
+
+
 # --- Baselines --------------------------------------------------------------------------------
 
 

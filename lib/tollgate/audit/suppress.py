@@ -4,6 +4,9 @@ The comment silences the listed rules on its own line, or on the next line when 
 alone on its line (so that it does not have to share a ``uses:`` line with Dependabot's
 ``# v1.2.3`` comment). Only real YAML comments count: a ``#`` inside a scalar (a shell
 comment in a ``run: |`` block, a quoted string) is text, which the node positions tell.
+Since a block scalar cannot hold a YAML comment, one on the line that opens it
+(``run: |  # tollgate: ignore[template-injection]``, or alone on the line above) covers every
+line of the block.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ class InlineIgnores:
         ]
         if not candidates:
             return None
-        in_scalars = _inside_scalars(document.root, [match.start() for match in candidates])
+        in_scalars = _inside_scalars(document.root, [match.start() for match in candidates], text)
         on_line: dict[int, frozenset[str]] = {}
         for match in candidates:
             if match.start() in in_scalars:
@@ -50,6 +53,12 @@ class InlineIgnores:
             alone = not document.line_text(line)[: column - 1].strip()
             for target in (line, line + 1) if alone else (line,):
                 on_line[target] = on_line.get(target, frozenset()) | rules
+        for block in _block_scalars(document.root, set(on_line)):
+            rules = on_line[block.line]
+            # The end mark of a block is the start of the line after it.
+            last = block.end_line - 1 if block.end_column == 1 else block.end_line
+            for covered in range(block.line + 1, last + 1):
+                on_line[covered] = on_line.get(covered, frozenset()) | rules
         return cls(on_line) if on_line else None
 
     def suppresses(self, rule: str, line: int) -> bool:
@@ -58,8 +67,12 @@ class InlineIgnores:
         return rules is not None and rule in rules
 
 
-def _inside_scalars(root: YNode, offsets: list[int]) -> set[int]:
-    """Those of ``offsets`` (sorted) that lie inside a scalar's source text."""
+def _inside_scalars(root: YNode, offsets: list[int], text: str) -> set[int]:
+    """Those of ``offsets`` (sorted) that lie inside a scalar's source text.
+
+    A block scalar's span starts at its ``|``/``>`` indicator, but the rest of that header
+    line may hold a real comment: only what follows the header is the scalar's text.
+    """
     found: set[int] = set()
     seen: set[int] = set()
     stack: list[YNode] = [root]
@@ -72,6 +85,10 @@ def _inside_scalars(root: YNode, offsets: list[int]) -> set[int]:
         if i == len(offsets) or offsets[i] >= node.end:
             continue  # no candidate within this node's text: skip its subtree
         if isinstance(node, YScalar):
+            if node.is_block:
+                header_end = text.find("\n", node.start)
+                while i < len(offsets) and offsets[i] < header_end:
+                    i += 1
             while i < len(offsets) and offsets[i] < node.end:
                 found.add(offsets[i])
                 i += 1
@@ -79,6 +96,26 @@ def _inside_scalars(root: YNode, offsets: list[int]) -> set[int]:
             for key, value in node.items:
                 stack.append(key)
                 stack.append(value)
+        else:
+            stack.extend(node.items)
+    return found
+
+
+def _block_scalars(root: YNode, lines: set[int]) -> list[YScalar]:
+    """The ``|`` / ``>`` scalars that open on one of ``lines``."""
+    found: list[YScalar] = []
+    seen: set[int] = set()
+    stack: list[YNode] = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, YScalar):
+            if node.is_block and node.line in lines:
+                found.append(node)
+        elif isinstance(node, YMapping):
+            stack.extend(value for _, value in node.items)
         else:
             stack.extend(node.items)
     return found
