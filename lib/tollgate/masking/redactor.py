@@ -83,6 +83,9 @@ class StreamRedactor:
                     ranges[index] = (start, cut)
                     masked = end - cut
                 break
+        # Bytes already replaced that are still held (nothing before them was released)
+        # stay marked as replaced.
+        masked = max(masked, self._masked - cut)
         released = self._release(buffer, ranges, cut)
         self._pending = buffer[cut:]
         self._masked = masked
