@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -34,6 +35,22 @@ def _no_ambient_ci(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in _CI_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _restore_tollgate_logger() -> Iterator[None]:
+    """Undo what an in-process ``main()`` does to the ``tollgate`` logger.
+
+    ``main()`` gives it a handler bound to the ``sys.stderr`` of the moment (a capture that
+    is closed once the test ends) and stops propagation, which would hide later tests' log
+    records from ``caplog``.
+    """
+    logger = logging.getLogger("tollgate")
+    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+    logger.propagate = propagate
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -12,12 +12,14 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.ci.conftest import FAST_RETRY, RunnerFiles, parse_runner_file
+from tests.ci.conftest import FAST_RETRY, RunnerFiles
 from tests.fakes import jwt
 from tests.fakes.github_oidc import TOKEN_PATH, FakeGitHubOIDC
+from tests.helpers import parse_runner_file
 from tollgate import __version__
+from tollgate._http import HttpPolicy
 from tollgate.ci import github as github_module
-from tollgate.ci.github import GitHubPlatform, RetryPolicy, _cut_utf8, _with_audience
+from tollgate.ci.github import GitHubPlatform, _cut_utf8, _with_audience
 from tollgate.ci.interface import Annotation, AnnotationLevel
 from tollgate.errors import ConfigError, Error, ExternalError, UsageError
 from tollgate.masking.secrets import process_secrets
@@ -26,7 +28,7 @@ SECRET = "ghs_SuperSecretValue0123456789"
 ZWSP = "\u200b"
 
 
-def platform(retry: RetryPolicy = FAST_RETRY) -> GitHubPlatform:
+def platform(retry: HttpPolicy = FAST_RETRY) -> GitHubPlatform:
     return GitHubPlatform(retry=retry)
 
 

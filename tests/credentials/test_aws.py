@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import stat
 import subprocess
@@ -16,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.ci.conftest import parse_runner_file
 from tests.conftest import clean_env, tollgate
 from tests.fakes import jwt
 from tests.fakes.github_oidc import FakeGitHubOIDC
 from tests.fakes.sts import VERIFICATION_KEY_MESSAGE, FakeSTS, Fault
+from tests.helpers import CI_PREFIXES, isolate, parse_runner_file
 from tollgate._cli import main
 from tollgate.credentials import aws as aws_module
 from tollgate.credentials.aws import (
@@ -29,11 +28,10 @@ from tollgate.credentials.aws import (
     SecretRef,
     default_session_name,
     sanitize_session_name,
-    token_claims,
 )
+from tollgate.credentials.claims import token_claims
 from tollgate.errors import ConfigError, ExitCode, ExternalError, UsageError
 from tollgate.masking import secrets as secrets_module
-from tollgate.masking.secrets import SecretSet
 
 if TYPE_CHECKING:
     from tests.fakes.moto import MotoServer
@@ -48,7 +46,6 @@ TARGET_ROLE = f"arn:aws:iam::{OTHER_ACCOUNT}:role/target"
 REGION = "eu-west-1"
 ISSUER = "https://token.actions.githubusercontent.com"
 SUB = "repo:octo-org/octo-repo:ref:refs/heads/main"
-_ISOLATE_PREFIXES = ("GITHUB_", "GITLAB_", "ACTIONS_", "CI_", "RUNNER_", "TOLLGATE_", "AWS_")
 FAST = RetryPolicy(
     max_attempts=4, base_delay=0.01, max_delay=0.02, budget=10.0, connect_timeout=1, read_timeout=1
 )
@@ -57,18 +54,9 @@ FAST = RetryPolicy(
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No AWS or CI settings, proxies or secrets from the machine running the tests."""
-    for name in list(os.environ):
-        if name.startswith(_ISOLATE_PREFIXES) or name.lower().endswith("_proxy"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    isolate(monkeypatch, (*CI_PREFIXES, "AWS_"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "absent-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "absent-aws-credentials"))
-    monkeypatch.setattr(secrets_module, "_PROCESS_SECRETS", SecretSet())
-    # An in-process main() configures the package logger; do not let it outlive the test.
-    logger = logging.getLogger("tollgate")
-    monkeypatch.setattr(logger, "handlers", [])
-    monkeypatch.setattr(logger, "propagate", True)
     monkeypatch.chdir(tmp_path)
 
 

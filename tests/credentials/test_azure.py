@@ -21,29 +21,22 @@ from tests.fakes.azure import (
     FakeAzure,
     FederatedCredential,
 )
-from tests.fakes.gcp import (
+from tests.fakes.github_oidc import FakeGitHubOIDC
+from tests.helpers import (
+    FAST_HTTP,
+    SINK_CASES,
     assert_only_in_sinks,
     ci_token,
+    creds_local,
+    creds_platform,
     loopback_env,
     runner_file,
     shell_exports,
 )
-from tests.fakes.github_oidc import FakeGitHubOIDC
 from tollgate.credentials import azure
-from tollgate.credentials._http import HttpPolicy
 from tollgate.errors import ConfigError, ExternalError, UsageError
-from tollgate.masking import secrets as secrets_module
-from tollgate.masking.secrets import SecretSet
 
 SUBSCRIPTION = "22222222-2222-2222-2222-222222222222"
-FAST = HttpPolicy(retries=2, backoff_factor=0.01, backoff_max=0.02, budget=5, read_timeout=1)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(secrets_module, "_PROCESS_SECRETS", SecretSet())
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
 
 
 @pytest.fixture
@@ -53,26 +46,9 @@ def entra() -> Iterator[FakeAzure]:
 
 
 def run_local(fake: FakeAzure, tmp_path: Path, token: str, *args: str) -> Any:
-    token_file = tmp_path / "token.jwt"
-    token_file.write_text(token)
-    return tollgate(
-        "creds",
-        "azure",
-        "--platform",
-        "local",
-        "--token-file",
-        str(token_file),
-        "--client-id",
-        fake.client_id,
-        "--tenant-id",
-        fake.tenant_id,
-        "--authority-host",
-        fake.base_url,
-        "--timeout",
-        "10",
-        *args,
-        env=loopback_env(tmp_path),
-        cwd=tmp_path,
+    app = ["--client-id", fake.client_id, "--tenant-id", fake.tenant_id]
+    return creds_local(
+        "azure", tmp_path, token, *app, "--authority-host", fake.base_url, "--timeout", "10", *args
     )
 
 
@@ -81,7 +57,7 @@ def provider(fake: FakeAzure, **options: Any) -> azure.AzureProvider:
         fake.client_id,
         fake.tenant_id,
         authority_host=fake.base_url,
-        http=FAST,
+        http=FAST_HTTP,
         token_file=False,
         **options,
     )
@@ -209,26 +185,15 @@ def test_entra_5xx_is_retried_then_gives_up_with_exit_3(entra: FakeAzure, tmp_pa
     assert "Microsoft Entra ID failed with HTTP 503 after 2 attempts" in result.stderr.decode()
 
 
-@pytest.mark.parametrize(
-    ("platform", "output"),
-    [("github", "env"), ("local", "env"), ("local", "shell"), ("github", "json")],
-)
+@pytest.mark.parametrize(("platform", "output"), SINK_CASES)
 def test_secrets_reach_only_their_sinks(tmp_path: Path, platform: str, output: str) -> None:
     secret = "azure-secret\nanother-line"
     with FakeGitHubOIDC() as oidc, FakeAzure(vault_secrets={"s": secret}) as entra:
         entra.credentials = [
             FederatedCredential(oidc.issuer, "repo:octo-org/octo-repo:ref:refs/heads/main")
         ]
-        env = loopback_env(tmp_path)
-        args = ["--platform", platform]
         local_token = ci_token(EXCHANGE_AUDIENCE, issuer=oidc.issuer)
-        if platform == "github":
-            env.update(oidc.env(), RUNNER_TEMP=str(tmp_path / "runner"))
-            for name in ("GITHUB_ENV", "GITHUB_OUTPUT"):
-                env[name] = str(tmp_path / name.lower())
-        else:
-            (tmp_path / "token.jwt").write_text(local_token)
-            args += ["--token-file", str(tmp_path / "token.jwt")]
+        env, args = creds_platform(oidc, tmp_path, platform, local_token)
         result = tollgate(
             "creds",
             "azure",
@@ -267,12 +232,12 @@ def test_unknown_app_and_tenant(entra: FakeAzure) -> None:
     other = "00000000-0000-0000-0000-000000000000"
     with pytest.raises(ConfigError, match="AADSTS700016") as caught:
         azure.AzureProvider(
-            other, entra.tenant_id, authority_host=entra.base_url, http=FAST, token_file=False
+            other, entra.tenant_id, authority_host=entra.base_url, http=FAST_HTTP, token_file=False
         ).exchange(tokens())
     assert "--client-id" in (caught.value.hint or "")
     with pytest.raises(ConfigError, match="AADSTS90002") as caught:
         azure.AzureProvider(
-            entra.client_id, other, authority_host=entra.base_url, http=FAST, token_file=False
+            entra.client_id, other, authority_host=entra.base_url, http=FAST_HTTP, token_file=False
         ).exchange(tokens())
     assert "national clouds" in (caught.value.hint or "")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from datetime import datetime, timezone
 
 import pytest
@@ -13,9 +14,11 @@ from tollgate.credentials.claims import (
     TokenClaims,
     decode_claims,
     describe,
+    describe_claims,
     expiry_warning,
     format_duration,
     platform_of,
+    token_claims,
 )
 from tollgate.errors import ConfigError
 
@@ -188,3 +191,15 @@ def test_format_duration() -> None:
     assert format_duration(299) == "4m 59s"
     assert format_duration(7380) == "2h 3m"
     assert format_duration(-5) == "0s"
+
+
+def test_describe_claims_names_required_claims_and_expiry() -> None:
+    claims = {"iss": "https://issuer", "sub": "repo:a/b:ref:refs/heads/main", "aud": ["x", "y"]}
+    claims["exp"] = int(time.time()) - 30
+    text = describe_claims(claims, present=("ref",), required=("repository",))
+    assert "  sub: repo:a/b:ref:refs/heads/main" in text
+    assert '  aud: ["x", "y"]' in text
+    assert "repository: (not in the token)" in text
+    assert "  ref:" not in text  # only shown when present
+    assert "expired" in text
+    assert token_claims("not-a-jwt") == {}

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.ci.conftest import parse_runner_file
 from tests.conftest import tollgate
 from tests.fakes import jwt
 from tests.fakes.github_oidc import FakeGitHubOIDC
+from tests.helpers import CI_PREFIXES, isolate, parse_runner_file
 from tollgate.ci import PlatformOptions
 from tollgate.ci.github import GitHubPlatform
 from tollgate.ci.gitlab import GitLabPlatform
@@ -30,8 +30,6 @@ from tollgate.credentials import emit as emit_module
 from tollgate.credentials.emit import credential_process_document, emit
 from tollgate.credentials.interface import Credentials, OutputMode
 from tollgate.errors import ConfigError, UsageError
-from tollgate.masking import secrets as secrets_module
-from tollgate.masking.secrets import SecretSet
 
 if TYPE_CHECKING:
     from tests.fakes.moto import MotoServer
@@ -46,23 +44,14 @@ KEYS = {
     "AWS_SECRET_ACCESS_KEY": "emit/Secret+Access=Key/0000000000000001",
     "AWS_SESSION_TOKEN": "FwoGZXIvYXdzEmitTestSessionToken/+=0000000000000000000000001",
 }
-_ISOLATE_PREFIXES = ("GITHUB_", "GITLAB_", "ACTIONS_", "CI_", "RUNNER_", "TOLLGATE_", "AWS_")
 
 
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """No CI or AWS settings from the machine; a fresh secret set; temp files under tmp_path."""
-    for name in list(os.environ):
-        if name.startswith(_ISOLATE_PREFIXES) or name.lower().endswith("_proxy"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    isolate(monkeypatch, (*CI_PREFIXES, "AWS_"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "absent-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "absent-aws-credentials"))
-    monkeypatch.setattr(secrets_module, "_PROCESS_SECRETS", SecretSet())
-    # An in-process main() configures the package logger; do not let it outlive the test.
-    logger = logging.getLogger("tollgate")
-    monkeypatch.setattr(logger, "handlers", [])
-    monkeypatch.setattr(logger, "propagate", True)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     monkeypatch.chdir(tmp_path)

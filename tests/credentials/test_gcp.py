@@ -11,31 +11,23 @@ from typing import Any
 import pytest
 
 from tests.conftest import tollgate
-from tests.fakes.gcp import (
-    FakeGCP,
+from tests.fakes.gcp import FakeGCP, crc32c
+from tests.fakes.github_oidc import FakeGitHubOIDC
+from tests.helpers import (
+    FAST_HTTP,
+    SINK_CASES,
     assert_only_in_sinks,
     ci_token,
-    crc32c,
+    creds_local,
+    creds_platform,
     loopback_env,
     runner_file,
     shell_exports,
 )
-from tests.fakes.github_oidc import FakeGitHubOIDC
 from tollgate.credentials import gcp
-from tollgate.credentials._http import HttpPolicy
 from tollgate.errors import ConfigError, ExternalError, UsageError
-from tollgate.masking import secrets as secrets_module
-from tollgate.masking.secrets import SecretSet
 
 SA = "deployer@my-project.iam.gserviceaccount.com"
-FAST = HttpPolicy(retries=2, backoff_factor=0.01, backoff_max=0.02, budget=5, read_timeout=1)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(secrets_module, "_PROCESS_SECRETS", SecretSet())
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
 
 
 @pytest.fixture
@@ -61,24 +53,8 @@ def endpoints(fake: FakeGCP) -> list[str]:
 
 
 def run_local(fake: FakeGCP, tmp_path: Path, token: str, *args: str, timeout: str = "10") -> Any:
-    token_file = tmp_path / "token.jwt"
-    token_file.write_text(token)
-    return tollgate(
-        "creds",
-        "gcp",
-        "--platform",
-        "local",
-        "--token-file",
-        str(token_file),
-        "--workload-identity-provider",
-        fake.provider_name,
-        *endpoints(fake),
-        "--timeout",
-        timeout,
-        *args,
-        env=loopback_env(tmp_path),
-        cwd=tmp_path,
-    )
+    wip = ["--workload-identity-provider", fake.provider_name, *endpoints(fake)]
+    return creds_local("gcp", tmp_path, token, *wip, "--timeout", timeout, *args)
 
 
 def audience(fake: FakeGCP) -> str:
@@ -91,7 +67,7 @@ def provider(fake: FakeGCP, **options: Any) -> gcp.GcpProvider:
         sts_endpoint=f"{fake.base_url}/v1/token",
         iam_endpoint=fake.base_url,
         secret_manager_endpoint=fake.base_url,
-        http=FAST,
+        http=FAST_HTTP,
         create_credentials_file=False,
         **options,
     )
@@ -306,11 +282,7 @@ def test_iam_permission_denied_names_the_binding(tmp_path: Path) -> None:
     assert token not in err
 
 
-@pytest.mark.parametrize(
-    ("platform", "output"),
-    # Every output mode; env on both platforms: a file on one, stdout on the other.
-    [("github", "env"), ("local", "env"), ("local", "shell"), ("github", "json")],
-)
+@pytest.mark.parametrize(("platform", "output"), SINK_CASES)
 def test_secrets_reach_only_their_sinks(tmp_path: Path, platform: str, output: str) -> None:
     secret = "gcp-secret-value\nsecond-line-of-it"
     with (
@@ -318,16 +290,8 @@ def test_secrets_reach_only_their_sinks(tmp_path: Path, platform: str, output: s
         FakeGCP(secrets_data={"my-project/s/1": secret.encode()}) as google,
     ):
         google.issuer = oidc.issuer
-        env = loopback_env(tmp_path)
-        args = ["--platform", platform]
         local_token = ci_token(audience(google), issuer=oidc.issuer)
-        if platform == "github":
-            env.update(oidc.env(), RUNNER_TEMP=str(tmp_path / "runner"))
-            for name in ("GITHUB_ENV", "GITHUB_OUTPUT"):
-                env[name] = str(tmp_path / name.lower())
-        else:
-            (tmp_path / "token.jwt").write_text(local_token)
-            args += ["--token-file", str(tmp_path / "token.jwt")]
+        env, args = creds_platform(oidc, tmp_path, platform, local_token)
         result = tollgate(
             "creds",
             "gcp",
@@ -381,7 +345,10 @@ def test_wrong_issuer_expired_token_and_unknown_provider(google: FakeGCP) -> Non
         provider(google).exchange(lambda aud: ci_token(aud or "", lifetime=-10))
     other = google.provider_name.replace("my-provider", "gone-provider")
     unknown = gcp.GcpProvider(
-        other, sts_endpoint=f"{google.base_url}/v1/token", http=FAST, create_credentials_file=False
+        other,
+        sts_endpoint=f"{google.base_url}/v1/token",
+        http=FAST_HTTP,
+        create_credentials_file=False,
     )
     with pytest.raises(ConfigError, match="invalid_target") as caught:
         unknown.exchange(lambda aud: ci_token(aud or ""))

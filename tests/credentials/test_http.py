@@ -1,4 +1,5 @@
-"""The HTTP layer of the GCP, Azure and Vault providers, against a loopback server."""
+"""The shared HTTP client (GitHub's token request, the GCP, Azure and Vault providers),
+against a loopback server."""
 
 from __future__ import annotations
 
@@ -6,20 +7,17 @@ import datetime as dt
 import ipaddress
 import socket
 import ssl
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.fakes.gcp import FakeService, Reply, Request, json_reply
-from tollgate import __version__
-from tollgate.credentials import _http
-from tollgate.credentials._http import HttpClient, HttpPolicy
+from tests.fakes._service import FakeService, Reply, Request, json_reply
+from tollgate import __version__, _http
+from tollgate._http import HttpClient, HttpPolicy
 from tollgate.errors import ConfigError, ExternalError, UsageError
 from tollgate.masking import secrets as secrets_module
-from tollgate.masking.secrets import SecretSet
 
 FAST = HttpPolicy(
     retries=3,
@@ -36,22 +34,6 @@ class Echo(FakeService):
 
     def handle(self, request: Request) -> Reply:
         return json_reply(200, {"method": request.method, "path": request.path})
-
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    monkeypatch.setattr(secrets_module, "_PROCESS_SECRETS", SecretSet())
 
 
 @pytest.fixture
@@ -289,27 +271,6 @@ def test_tls_with_a_private_ca_needs_the_ca_bundle(
         HttpClient(HttpPolicy(ca_bundle=str(tmp_path / "missing.pem")))
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("2024-01-01T01:00:00Z", "2024-01-01T01:00:00+00:00"),
-        ("2024-01-01T01:00:00.123456789Z", "2024-01-01T01:00:00.123456+00:00"),
-        ("2024-01-01T01:00:00.5Z", "2024-01-01T01:00:00.500000+00:00"),
-        ("2024-01-01T03:00:00+02:00", "2024-01-01T01:00:00+00:00"),
-        ("2024-01-01 01:00:00", "2024-01-01T01:00:00+00:00"),
-    ],
-)
-def test_parse_timestamp_tolerates_fractions_and_offsets(text: str, expected: str) -> None:
-    parsed = _http.parse_timestamp(text)
-    assert parsed is not None
-    assert parsed.isoformat() == expected
-
-
-@pytest.mark.parametrize("text", ["", "tomorrow", "2024-13-01T00:00:00Z", "2024-01-01"])
-def test_parse_timestamp_refuses_garbage(text: str) -> None:
-    assert _http.parse_timestamp(text) is None
-
-
 def test_check_endpoint_allows_https_and_loopback_http_only() -> None:
     assert _http.check_endpoint("https://sts.example.com/", "--x") == "https://sts.example.com"
     assert _http.check_endpoint("http://127.0.0.1:8200", "--x") == "http://127.0.0.1:8200"
@@ -317,44 +278,3 @@ def test_check_endpoint_allows_https_and_loopback_http_only() -> None:
         _http.check_endpoint("http://vault.example.com", "--url")
     with pytest.raises(UsageError, match="not a URL"):
         _http.check_endpoint("vault.example.com", "--url")
-
-
-def test_env_name() -> None:
-    assert _http.env_name("db-password") == "DB_PASSWORD"
-    assert _http.env_name("1st.key") == "_1ST_KEY"
-
-
-def test_job_temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RUNNER_TEMP", str(tmp_path / "runner"))
-    assert _http.job_temp_dir() == tmp_path / "runner"
-    monkeypatch.setenv("RUNNER_TEMP", "")
-    monkeypatch.setenv("TMPDIR", str(tmp_path))
-    monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() caches its answer
-    made = _http.job_temp_dir()
-    assert made.parent == tmp_path
-    assert made.stat().st_mode & 0o777 == 0o700
-
-
-def test_credentials_dir_in_the_workspace_is_warned_about(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    monkeypatch.setenv("GITHUB_WORKSPACE", str(tmp_path))
-    monkeypatch.chdir(tmp_path)
-    assert _http.job_temp_dir("creds") == tmp_path / "creds"  # absolute, and created
-    assert (tmp_path / "creds").is_dir()
-    assert "inside the workspace ($GITHUB_WORKSPACE)" in caplog.text
-    caplog.clear()
-    _http.job_temp_dir(tmp_path.parent / "elsewhere")
-    assert "workspace" not in caplog.text
-
-
-def test_describe_claims_names_required_claims_and_expiry() -> None:
-    claims = {"iss": "https://issuer", "sub": "repo:a/b:ref:refs/heads/main", "aud": ["x", "y"]}
-    claims["exp"] = int(time.time()) - 30
-    text = _http.describe_claims(claims, present=("ref",), required=("repository",))
-    assert "  sub: repo:a/b:ref:refs/heads/main" in text
-    assert '  aud: ["x", "y"]' in text
-    assert "repository: (not in the token)" in text
-    assert "  ref:" not in text  # only shown when present
-    assert "expired" in text
-    assert _http.token_claims("not-a-jwt") == {}

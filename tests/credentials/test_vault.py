@@ -10,23 +10,23 @@ from typing import Any
 import pytest
 
 from tests.conftest import tollgate
-from tests.fakes.gcp import (
+from tests.fakes.github_oidc import FakeGitHubOIDC
+from tests.fakes.vault import FakeVault, Role
+from tests.helpers import (
+    FAST_HTTP,
+    SINK_CASES,
     assert_only_in_sinks,
     ci_token,
+    creds_local,
+    creds_platform,
     loopback_env,
     runner_file,
     shell_exports,
 )
-from tests.fakes.github_oidc import FakeGitHubOIDC
-from tests.fakes.vault import FakeVault, Role
 from tollgate.credentials import vault
-from tollgate.credentials._http import HttpPolicy
 from tollgate.errors import ConfigError, ExternalError, UsageError
-from tollgate.masking import secrets as secrets_module
-from tollgate.masking.secrets import SecretSet
 
 AUD = "https://github.com/octo-org"
-FAST = HttpPolicy(retries=2, backoff_factor=0.01, backoff_max=0.02, budget=5, read_timeout=1)
 DATA = {
     "secret/ci/db": {"password": "v2-db-password", "user": "app", "port": 5432},
     "kv1/ci/legacy": {"data": "a v1 key named data", "token": "v1-token-value"},
@@ -36,13 +36,6 @@ DATA = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _fresh_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(secrets_module, "_PROCESS_SECRETS", SecretSet())
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-
-
 @pytest.fixture
 def server() -> Iterator[FakeVault]:
     with FakeVault(data=DATA) as fake:
@@ -50,23 +43,7 @@ def server() -> Iterator[FakeVault]:
 
 
 def run_local(fake: FakeVault, tmp_path: Path, token: str, *args: str) -> Any:
-    token_file = tmp_path / "token.jwt"
-    token_file.write_text(token)
-    return tollgate(
-        "creds",
-        "vault",
-        "--platform",
-        "local",
-        "--token-file",
-        str(token_file),
-        "--url",
-        fake.base_url,
-        "--timeout",
-        "10",
-        *args,
-        env=loopback_env(tmp_path),
-        cwd=tmp_path,
-    )
+    return creds_local("vault", tmp_path, token, "--url", fake.base_url, "--timeout", "10", *args)
 
 
 def provider(fake: FakeVault, *secrets: str, **options: Any) -> vault.VaultProvider:
@@ -74,7 +51,7 @@ def provider(fake: FakeVault, *secrets: str, **options: Any) -> vault.VaultProvi
         fake.base_url,
         role=options.pop("role", "ci"),
         secrets=vault.parse_secrets(secrets),
-        http=FAST,
+        http=FAST_HTTP,
         **options,
     )
 
@@ -255,23 +232,12 @@ def test_sealed_vault_gives_up_with_exit_3(server: FakeVault, tmp_path: Path) ->
     assert "Vault is sealed" in result.stderr.decode()
 
 
-@pytest.mark.parametrize(
-    ("platform", "output"),
-    [("github", "env"), ("local", "env"), ("local", "shell"), ("github", "json")],
-)
+@pytest.mark.parametrize(("platform", "output"), SINK_CASES)
 def test_secrets_reach_only_their_sinks(tmp_path: Path, platform: str, output: str) -> None:
     with FakeGitHubOIDC() as oidc, FakeVault(data=DATA) as server:
         server.issuer = oidc.issuer
-        env = loopback_env(tmp_path)
-        args = ["--platform", platform]
         local_token = ci_token(AUD, issuer=oidc.issuer)
-        if platform == "github":
-            env.update(oidc.env())
-            for name in ("GITHUB_ENV", "GITHUB_OUTPUT"):
-                env[name] = str(tmp_path / name.lower())
-        else:
-            (tmp_path / "token.jwt").write_text(local_token)
-            args += ["--token-file", str(tmp_path / "token.jwt")]
+        env, args = creds_platform(oidc, tmp_path, platform, local_token)
         result = tollgate(
             "creds",
             "vault",

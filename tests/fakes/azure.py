@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from tests.fakes import jwt
-from tests.fakes.gcp import GITHUB_ISSUER, FakeService, Reply, Request, json_reply, verify_jwt
+from tests.fakes._service import GITHUB_ISSUER, FakeService, Reply, Request, json_reply, verify_jwt
 
 TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 CLIENT_ID = "97e0a5b7-d745-40b6-94fe-5f77d35c6e05"

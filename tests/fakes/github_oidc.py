@@ -15,20 +15,16 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
-import struct
-import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tests.fakes import jwt
+from tests.fakes._service import Fault, LoopbackServer, interrupt
 
 TOKEN_PATH = (
     "/00000000-0000-0000-0000-000000000000/_apis/distributedtask/hubs/Actions/plans/"
@@ -36,22 +32,6 @@ TOKEN_PATH = (
 )
 JWKS_PATH = "/.well-known/jwks"
 DISCOVERY_PATH = "/.well-known/openid-configuration"
-
-
-@dataclass(frozen=True)
-class Fault:
-    """What the next token request gets instead of (or before) a normal answer."""
-
-    status: int | None = None
-    """Answer with this status and ``body`` (``None``: answer normally)."""
-    body: bytes = b""
-    headers: Mapping[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-    """Wait this long first (then apply the rest of the fault, or answer normally)."""
-    disconnect: bool = False
-    """Close the connection without answering."""
-    reset: bool = False
-    """Abort the connection (TCP RST) without answering."""
 
 
 @dataclass(frozen=True)
@@ -70,8 +50,66 @@ class RecordedRequest:
         return values[0] if values else None
 
 
-class FakeGitHubOIDC:
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        fake = self.server.fake
+        parts = urlsplit(self.path)
+        fake.requests.append(
+            RecordedRequest(
+                path=parts.path,
+                raw_query=parts.query,
+                query=parse_qs(parts.query, keep_blank_values=True),
+                headers={name.lower(): value for name, value in self.headers.items()},
+            )
+        )
+        if parts.path == DISCOVERY_PATH:
+            self._json(200, fake.discovery())
+        elif parts.path == JWKS_PATH:
+            self._json(200, fake.key.jwks())
+        elif parts.path == TOKEN_PATH:
+            self._token(fake, parse_qs(parts.query))
+        else:
+            self._json(404, {"message": "Not Found"})
+
+    def _token(self, fake: FakeGitHubOIDC, query: dict[str, list[str]]) -> None:
+        fault = fake._next_fault()
+        if fault is not None:
+            if interrupt(self, fault, fake._stopping):
+                return
+            if fault.status is not None:
+                self._send(fault.status, fault.body, fault.headers)
+                return
+        scheme, _, credentials = self.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or credentials.strip() != fake.request_token:
+            self._json(401, {"message": "Bad credentials"})
+            return
+        audience = query.get("audience", [None])[0]
+        token = jwt.sign(fake.claims_for(audience), fake.key)
+        fake.issued.append(token)
+        self._json(200, {"count": len(fake.issued), "value": token})
+
+    def _json(self, status: int, body: Any) -> None:
+        self._send(status, json.dumps(body).encode(), {"Content-Type": "application/json"})
+
+    def _send(self, status: int, body: bytes, headers: Mapping[str, str]) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class FakeGitHubOIDC(LoopbackServer):
     """The token endpoint, discovery document and JWKS of a GitHub Actions job."""
+
+    handler = _Handler
+    thread_name = "fake-github-oidc"
 
     def __init__(
         self,
@@ -82,6 +120,7 @@ class FakeGitHubOIDC:
         claims: Mapping[str, Any] | None = None,
         key: jwt.SigningKey | None = None,
     ) -> None:
+        super().__init__()
         self.owner = owner
         self.repo = repo
         self.request_token = request_token or f"fake-request-token-{secrets.token_hex(16)}"
@@ -89,55 +128,9 @@ class FakeGitHubOIDC:
         self.key = key or jwt.default_key()
         self.requests: list[RecordedRequest] = []
         self.issued: list[str] = []
-        self._faults: deque[Fault] = deque()
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self._count = 0
 
-    # Lifecycle
-
-    def start(self) -> FakeGitHubOIDC:
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.fake = self
-        self._server = server
-        # A short poll interval: shutdown() waits for the loop to notice, once per test.
-        self._thread = threading.Thread(
-            target=server.serve_forever, args=(0.02,), name="fake-github-oidc"
-        )
-        self._thread.daemon = True
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()  # wakes delayed handlers
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeGitHubOIDC:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     # Addresses
-
-    @property
-    def base_url(self) -> str:
-        assert self._server is not None, "the fake is not running"
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
 
     @property
     def issuer(self) -> str:
@@ -164,8 +157,7 @@ class FakeGitHubOIDC:
 
     def enqueue(self, *faults: Fault) -> None:
         """Apply ``faults`` to the next token requests, in order."""
-        with self._lock:
-            self._faults.extend(faults)
+        self.inject("", *faults)
 
     def fail(
         self,
@@ -195,10 +187,6 @@ class FakeGitHubOIDC:
 
     def reset(self, times: int = 1) -> None:
         self.enqueue(*[Fault(reset=True)] * times)
-
-    def _next_fault(self) -> Fault | None:
-        with self._lock:
-            return self._faults.popleft() if self._faults else None
 
     # Tokens
 
@@ -257,82 +245,3 @@ class FakeGitHubOIDC:
             "id_token_signing_alg_values_supported": ["RS256"],
             "scopes_supported": ["openid"],
         }
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: FakeGitHubOIDC
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Writes to connections a client gave up on (timeouts, injected resets) fail here;
-        # that is expected and not worth a traceback in the test output.
-        pass
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.0"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        fake = self.server.fake
-        parts = urlsplit(self.path)
-        fake.requests.append(
-            RecordedRequest(
-                path=parts.path,
-                raw_query=parts.query,
-                query=parse_qs(parts.query, keep_blank_values=True),
-                headers={name.lower(): value for name, value in self.headers.items()},
-            )
-        )
-        if parts.path == DISCOVERY_PATH:
-            self._json(200, fake.discovery())
-        elif parts.path == JWKS_PATH:
-            self._json(200, fake.key.jwks())
-        elif parts.path == TOKEN_PATH:
-            self._token(fake, parse_qs(parts.query))
-        else:
-            self._json(404, {"message": "Not Found"})
-
-    def _token(self, fake: FakeGitHubOIDC, query: dict[str, list[str]]) -> None:
-        fault = fake._next_fault()
-        if fault is not None:
-            if fault.delay and fake._stopping.wait(fault.delay):
-                return
-            if fault.reset:
-                # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
-                self.connection.setsockopt(
-                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-                )
-                self.connection.close()
-                self.close_connection = True
-                return
-            if fault.disconnect:
-                self.connection.shutdown(socket.SHUT_RDWR)
-                self.connection.close()
-                self.close_connection = True
-                return
-            if fault.status is not None:
-                self._send(fault.status, fault.body, fault.headers)
-                return
-        scheme, _, credentials = self.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or credentials.strip() != fake.request_token:
-            self._json(401, {"message": "Bad credentials"})
-            return
-        audience = query.get("audience", [None])[0]
-        token = jwt.sign(fake.claims_for(audience), fake.key)
-        fake.issued.append(token)
-        self._json(200, {"count": len(fake.issued), "value": token})
-
-    def _json(self, status: int, body: Any) -> None:
-        self._send(status, json.dumps(body).encode(), {"Content-Type": "application/json"})
-
-    def _send(self, status: int, body: bytes, headers: Mapping[str, str]) -> None:
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)

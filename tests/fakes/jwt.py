@@ -90,6 +90,15 @@ def decode(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return json.loads(b64url_decode(head)), json.loads(b64url_decode(payload))
 
 
+def unverified_claims(token: str) -> dict[str, Any]:
+    """The claims of ``token``, without checking it; ``{}`` when it is not a JWT."""
+    try:
+        claims = decode(token)[1]
+    except (ValueError, IndexError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
 def verify(token: str, jwks: dict[str, Any]) -> dict[str, Any]:
     """The claims of ``token`` if a key of ``jwks`` signed it; :class:`ValueError` if not."""
     head, payload, signature = token.split(".")

@@ -15,23 +15,19 @@ Every request is recorded. Use it as a context manager; it stops itself.
 from __future__ import annotations
 
 import base64
-import binascii
-import json
 import re
 import secrets
-import socket
 import string
-import struct
-import threading
 import uuid
-from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
+
+from tests.fakes import jwt
+from tests.fakes._service import LoopbackServer, interrupt
 
 NAMESPACE = "https://sts.amazonaws.com/doc/2011-06-15/"
 VERIFICATION_KEY_MESSAGE = (
@@ -130,61 +126,73 @@ class Issued:
     expiration: datetime
 
 
-class FakeSTS:
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._record_and_answer("GET", b"")
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self._record_and_answer("POST", self.rfile.read(length))
+
+    def _record_and_answer(self, method: str, raw: bytes) -> None:
+        fake = self.server.fake
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        form = headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
+        params = (
+            dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)) if form else {}
+        )
+        request = RecordedRequest(method, self.path, headers, params)
+        with fake._lock:
+            fake.requests.append(request)
+        fault = fake._next_fault()
+        if fault is not None:
+            if interrupt(self, fault, fake._stopping):
+                return
+            if fault.code is not None:
+                self._send(*error_body(fault.code, fault.message))
+                return
+            if fault.status is not None:
+                self._send(fault.status, fault.body, fault.content_type)
+                return
+        if method != "POST" or not form:
+            self._send(*_error("InvalidAction", 400, "Sender", "expected a form-encoded POST"))
+            return
+        self._send(*fake.answer(request))
+
+    def _send(self, status: int, body: str | bytes, content_type: str = "text/xml") -> None:
+        data = body.encode() if isinstance(body, str) else body
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class FakeSTS(LoopbackServer):
     """``AssumeRoleWithWebIdentity`` and ``AssumeRole`` with scripted faults."""
 
+    handler = _Handler
+    thread_name = "fake-sts"
+
     def __init__(self) -> None:
+        super().__init__()
         self.requests: list[RecordedRequest] = []
         self.issued: list[Issued] = []
-        self._faults: deque[Fault] = deque()
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    # Lifecycle
-
-    def start(self) -> FakeSTS:
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.fake = self
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, args=(0.02,), name="fake-sts")
-        self._thread.daemon = True
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeSTS:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def url(self) -> str:
-        assert self._server is not None, "the fake is not running"
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self.base_url
 
     # Fault injection
 
     def enqueue(self, *faults: Fault) -> None:
-        with self._lock:
-            self._faults.extend(faults)
+        self.inject("", *faults)
 
     def fail(self, code: str, *, times: int = 1, message: str | None = None) -> None:
         self.enqueue(*[Fault(code=code, message=message)] * times)
@@ -199,10 +207,6 @@ class FakeSTS:
 
     def reset(self, *, times: int = 1) -> None:
         self.enqueue(*[Fault(reset=True)] * times)
-
-    def _next_fault(self) -> Fault | None:
-        with self._lock:
-            return self._faults.popleft() if self._faults else None
 
     # Answers
 
@@ -254,7 +258,7 @@ class FakeSTS:
         action = "AssumeRoleWithWebIdentity" if web_identity else "AssumeRole"
         extra = ""
         if web_identity:
-            claims = _claims(params["WebIdentityToken"])
+            claims = jwt.unverified_claims(params["WebIdentityToken"])
             issuer = str(claims.get("iss", "")).removeprefix("https://")
             extra = (
                 f"<SubjectFromWebIdentityToken>{escape(str(claims.get('sub', '')))}"
@@ -308,84 +312,3 @@ def _validate(params: dict[str, str], *, web_identity: bool) -> str | None:
     if "Policy" in params and not 1 <= len(params["Policy"]) <= 2048:
         return "Value at 'policy' failed to satisfy constraint"
     return None
-
-
-def _claims(token: str) -> dict[str, Any]:
-    parts = token.split(".")
-    if len(parts) != 3:
-        return {}
-    try:
-        data = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, binascii.Error):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: FakeSTS
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # clients that gave up (timeouts, injected resets)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.0"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self._record_and_answer("GET", b"")
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        self._record_and_answer("POST", self.rfile.read(length))
-
-    def _record_and_answer(self, method: str, raw: bytes) -> None:
-        fake = self.server.fake
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        form = headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
-        params = (
-            dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)) if form else {}
-        )
-        request = RecordedRequest(method, self.path, headers, params)
-        with fake._lock:
-            fake.requests.append(request)
-        fault = fake._next_fault()
-        if fault is not None:
-            if fault.delay and fake._stopping.wait(fault.delay):
-                return
-            if fault.reset:
-                # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
-                self.connection.setsockopt(
-                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-                )
-                self.connection.close()
-                self.close_connection = True
-                return
-            if fault.disconnect:
-                self.connection.shutdown(socket.SHUT_RDWR)
-                self.connection.close()
-                self.close_connection = True
-                return
-            if fault.code is not None:
-                self._send(*error_body(fault.code, fault.message))
-                return
-            if fault.status is not None:
-                self._send(fault.status, fault.body, fault.content_type)
-                return
-        if method != "POST" or not form:
-            self._send(*_error("InvalidAction", 400, "Sender", "expected a form-encoded POST"))
-            return
-        self._send(*fake.answer(request))
-
-    def _send(self, status: int, body: str | bytes, content_type: str = "text/xml") -> None:
-        data = body.encode() if isinstance(body, str) else body
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
-        self.end_headers()
-        self.wfile.write(data)

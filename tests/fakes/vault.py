@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.fakes import jwt
-from tests.fakes.gcp import GITHUB_ISSUER, FakeService, Reply, Request, json_reply, verify_jwt
+from tests.fakes._service import GITHUB_ISSUER, FakeService, Reply, Request, json_reply, verify_jwt
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,14 @@ import argparse
 
 _OUTPUTS = ("env", "shell", "profile", "credential-process", "json")
 
-_EPILOG = """\
+NAME = "aws"
+SUMMARY = "temporary AWS keys from STS AssumeRoleWithWebIdentity"
+DESCRIPTION = (
+    "Exchange the job's OIDC token for temporary AWS keys (STS "
+    "AssumeRoleWithWebIdentity), optionally chain to further roles and read Secrets "
+    "Manager secrets into masked variables."
+)
+EPILOG = """\
 examples:
   # GitHub Actions (permissions: id-token: write): keys for the next steps
   tollgate creds aws --role-arn arn:aws:iam::123456789012:role/deploy --region eu-west-1
@@ -31,23 +38,10 @@ with exit status 2 and the token's iss/aud/sub. Proxies: HTTPS_PROXY / NO_PROXY;
 """
 
 
-def register(
-    providers: argparse._SubParsersAction[argparse.ArgumentParser],
-    parents: list[argparse.ArgumentParser],
-) -> None:
-    """Add ``creds aws``."""
-    parser = providers.add_parser(
-        "aws",
-        parents=parents,
-        help="temporary AWS keys from STS AssumeRoleWithWebIdentity",
-        description=(
-            "Exchange the job's OIDC token for temporary AWS keys (STS "
-            "AssumeRoleWithWebIdentity), optionally chain to further roles and read Secrets "
-            "Manager secrets into masked variables."
-        ),
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``creds aws``."""
+    from tollgate._cli import _creds
+
     role = parser.add_argument_group("role")
     role.add_argument("--role-arn", required=True, metavar="ARN", help="the IAM role to assume")
     role.add_argument(
@@ -96,12 +90,10 @@ def register(
         metavar="ID",
         help="fail unless the final credentials are for this account (repeatable, or a,b)",
     )
-    role.add_argument(
-        "--secret",
-        action="append",
-        default=[],
+    _creds.add_secret_argument(
+        role,
         metavar="NAME=SECRET_ID[#KEY]",
-        help=(
+        help_text=(
             "read a Secrets Manager secret (name or ARN; #KEY: one key of a JSON secret) "
             "into masked variable NAME (repeatable)"
         ),
@@ -113,32 +105,18 @@ def register(
         metavar="URL",
         help="STS endpoint URL (default: the regional endpoint, or $AWS_ENDPOINT_URL_STS)",
     )
-    network.add_argument(
-        "--ca-bundle",
-        default=None,
-        metavar="PATH",
-        help="CA certificates to verify AWS with (default: $AWS_CA_BUNDLE, else built in)",
-    )
-    network.add_argument(
-        "--timeout",
-        type=float,
-        default=60.0,
-        metavar="SECONDS",
-        help="give up after this long, all hops and retries included (default 60)",
-    )
-    network.add_argument(
-        "--max-attempts",
-        type=int,
-        default=5,
-        metavar="N",
-        help="attempts per AWS call, the first included (default 5)",
+    _creds.add_network_arguments(
+        network,
+        ca_bundle="CA certificates to verify AWS with (default: $AWS_CA_BUNDLE, else built in)",
+        timeout="give up after this long, all hops and retries included (default 60)",
+        max_attempts="attempts per AWS call, the first included (default 5)",
     )
     output = parser.add_argument_group("output")
-    output.add_argument(
-        "--output",
+    _creds.add_output_argument(
+        output,
         choices=_OUTPUTS,
         default=None,
-        help="how the job gets the keys (default: env; profile when --profile is given)",
+        help_text="how the job gets the keys (default: env; profile when --profile is given)",
     )
     output.add_argument(
         "--profile",
@@ -152,20 +130,17 @@ def register(
         metavar="DIR",
         help="where --output profile writes (default: a private directory in the job's temp dir)",
     )
-    parser.set_defaults(handler=main)
 
 
 def main(args: argparse.Namespace) -> int:
     """Build the provider from the options, then exchange and emit."""
-    from tollgate._cli._creds import run_exchange
+    from tollgate._cli import _creds
     from tollgate.credentials.aws import AwsProvider, RetryPolicy, SecretRef
-    from tollgate.credentials.emit import check_output, output_mode
 
     if args.output is None:
         args.output = "profile" if args.profile else "env"
     secrets = [SecretRef.parse(text) for text in args.secret]
-    # Refuse an impossible output before asking anyone for a token.
-    check_output("aws", output_mode(args), args.platform, extra_secrets=bool(secrets))
+    _creds.refuse_impossible_output(args, AwsProvider.name, extra_secrets=bool(secrets))
     provider = AwsProvider(
         args.role_arn,
         region=args.region,
@@ -186,7 +161,7 @@ def main(args: argparse.Namespace) -> int:
         ca_bundle=args.ca_bundle,
         retry=RetryPolicy(max_attempts=args.max_attempts, budget=args.timeout),
     )
-    return run_exchange(args, provider)
+    return _creds.run_exchange(args, provider)
 
 
 def _read_policy(path: str | None) -> str | None:

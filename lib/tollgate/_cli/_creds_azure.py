@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-_OUTPUTS = ("env", "shell", "json")
-
-_EPILOG = """\
+NAME = "azure"
+SUMMARY = "Microsoft Entra ID access tokens by workload identity federation"
+DESCRIPTION = (
+    "Send the job's OIDC token to Microsoft Entra ID as a federated client assertion "
+    "(no az CLI needed), export what the Azure SDKs need, and read Key Vault secrets "
+    "into masked variables. Default token audience: api://AzureADTokenExchange."
+)
+EPILOG = """\
 examples:
   # GitHub Actions (permissions: id-token: write)
   tollgate creds azure --client-id 00000000-0000-0000-0000-000000000000 \\
@@ -35,25 +40,10 @@ outputs (non-secret): client_id, tenant_id, subscription_id, expires_at, federat
 """
 
 
-def register(
-    providers: argparse._SubParsersAction[argparse.ArgumentParser],
-    parents: list[argparse.ArgumentParser],
-) -> None:
-    """Add ``creds azure``."""
-    from tollgate._cli._creds_gcp import add_network_arguments
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``creds azure``."""
+    from tollgate._cli import _creds
 
-    parser = providers.add_parser(
-        "azure",
-        parents=parents,
-        help="Microsoft Entra ID access tokens by workload identity federation",
-        description=(
-            "Send the job's OIDC token to Microsoft Entra ID as a federated client assertion "
-            "(no az CLI needed), export what the Azure SDKs need, and read Key Vault secrets "
-            "into masked variables. Default token audience: api://AzureADTokenExchange."
-        ),
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
     app = parser.add_argument_group("identity")
     app.add_argument("--client-id", required=True, metavar="GUID", help="the app's (client) id")
     app.add_argument("--tenant-id", required=True, metavar="GUID", help="the directory (tenant) id")
@@ -73,12 +63,10 @@ def register(
         metavar="SCOPE",
         help="resource of AZURE_ACCESS_TOKEN (default https://management.azure.com/.default)",
     )
-    app.add_argument(
-        "--secret",
-        action="append",
-        default=[],
+    _creds.add_secret_argument(
+        app,
         metavar="'VAULT/SECRET[/VERSION] | NAME'",
-        help="read a Key Vault secret (or give its https://... identifier) into masked "
+        help_text="read a Key Vault secret (or give its https://... identifier) into masked "
         "variable NAME (default: the secret's name in upper case); repeatable",
     )
     app.add_argument(
@@ -100,32 +88,19 @@ def register(
         action="store_false",
         help="do not write AZURE_FEDERATED_TOKEN_FILE",
     )
-    files.add_argument(
-        "--credentials-dir",
-        default=None,
-        metavar="DIR",
-        help="where to write it (default: $RUNNER_TEMP, else a new private temp dir)",
-    )
-    add_network_arguments(parser)
-    parser.add_argument(
-        "--output",
-        choices=_OUTPUTS,
-        default="env",
-        help="env: export to later steps (default); shell: print export lines; json: print JSON",
-    )
-    parser.set_defaults(handler=main)
+    _creds.add_credentials_dir_argument(files)
+    _creds.add_network_arguments(parser.add_argument_group("network"))
+    _creds.add_output_argument(parser)
 
 
 def main(args: argparse.Namespace) -> int:
     """Build the provider from the options, then exchange and emit."""
-    from tollgate._cli._creds import run_exchange
-    from tollgate.credentials._http import policy_from_args
+    from tollgate._cli import _creds
     from tollgate.credentials.azure import DEFAULT_AUDIENCE, AzureProvider, parse_secret
-    from tollgate.credentials.emit import check_output, output_mode
 
     suffix = args.key_vault_suffix.strip().strip(".")
     secrets = tuple(parse_secret(spec, suffix) for spec in args.secret)
-    check_output("azure", output_mode(args), args.platform, extra_secrets=bool(secrets))
+    _creds.refuse_impossible_output(args, AzureProvider.name, extra_secrets=bool(secrets))
     provider = AzureProvider(
         args.client_id,
         args.tenant_id,
@@ -137,6 +112,6 @@ def main(args: argparse.Namespace) -> int:
         key_vault_scope=args.key_vault_scope or f"https://{suffix}/.default",
         token_file=args.token_file_out,
         credentials_dir=args.credentials_dir,
-        http=policy_from_args(args),
+        http=_creds.policy_from_args(args),
     )
-    return run_exchange(args, provider)
+    return _creds.run_exchange(args, provider)

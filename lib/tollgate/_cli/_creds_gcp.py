@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-_OUTPUTS = ("env", "shell", "json")
-
-_EPILOG = """\
+NAME = "gcp"
+SUMMARY = "Google Cloud access / ID tokens by workload identity federation"
+DESCRIPTION = (
+    "Exchange the job's OIDC token at Google STS, optionally impersonate a service "
+    "account, write an external_account credentials file for Google SDKs and read "
+    "Secret Manager secrets into masked variables."
+)
+EPILOG = """\
 examples:
   # GitHub Actions (permissions: id-token: write): impersonate a service account
   tollgate creds gcp \\
@@ -36,23 +41,10 @@ using the credentials file can run new exchanges only while the OIDC token in it
 """
 
 
-def register(
-    providers: argparse._SubParsersAction[argparse.ArgumentParser],
-    parents: list[argparse.ArgumentParser],
-) -> None:
-    """Add ``creds gcp``."""
-    parser = providers.add_parser(
-        "gcp",
-        parents=parents,
-        help="Google Cloud access / ID tokens by workload identity federation",
-        description=(
-            "Exchange the job's OIDC token at Google STS, optionally impersonate a service "
-            "account, write an external_account credentials file for Google SDKs and read "
-            "Secret Manager secrets into masked variables."
-        ),
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``creds gcp``."""
+    from tollgate._cli import _creds
+
     wif = parser.add_argument_group("identity")
     wif.add_argument(
         "--workload-identity-provider",
@@ -111,12 +103,10 @@ def register(
         action="store_true",
         help="put the service account's email in the ID token",
     )
-    token.add_argument(
-        "--secret",
-        action="append",
-        default=[],
+    _creds.add_secret_argument(
+        token,
         metavar="'PROJECT/SECRET[/VERSION] | NAME'",
-        help="read a Secret Manager secret (default version: latest) into masked variable "
+        help_text="read a Secret Manager secret (default version: latest) into masked variable "
         "NAME (default: the secret's name in upper case); repeatable",
     )
     files = parser.add_argument_group("credentials file")
@@ -126,12 +116,7 @@ def register(
         action="store_false",
         help="do not write the external_account credentials file",
     )
-    files.add_argument(
-        "--credentials-dir",
-        default=None,
-        metavar="DIR",
-        help="where to write it (default: $RUNNER_TEMP, else a new private temp dir)",
-    )
+    _creds.add_credentials_dir_argument(files)
     endpoints = parser.add_argument_group("endpoints")
     endpoints.add_argument(
         "--universe",
@@ -152,57 +137,17 @@ def register(
         metavar="TEXT",
         help="sent as X-Goog-Request-Reason (shows in Cloud Audit Logs)",
     )
-    add_network_arguments(parser)
-    parser.add_argument(
-        "--output",
-        choices=_OUTPUTS,
-        default="env",
-        help="env: export to later steps (default); shell: print export lines; json: print JSON",
-    )
-    parser.set_defaults(handler=main)
-
-
-def add_network_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--ca-bundle``, ``--timeout``, ``--max-attempts``: the names ``creds aws`` uses.
-
-    Shared by the gcp, azure and vault subcommands; read by
-    ``tollgate.credentials._http.policy_from_args`` (kept out of that module so building the
-    parser does not import it).
-    """
-    group = parser.add_argument_group("network")
-    group.add_argument(
-        "--ca-bundle",
-        default=None,
-        metavar="PATH",
-        help="CA certificates to trust (default: $REQUESTS_CA_BUNDLE, else the system's)",
-    )
-    group.add_argument(
-        "--timeout",
-        type=float,
-        default=60.0,
-        metavar="SECONDS",
-        help="stop retrying after this long (default 60); one attempt waits at most a third "
-        "of it, up to 30 s",
-    )
-    group.add_argument(
-        "--max-attempts",
-        type=int,
-        default=5,
-        metavar="N",
-        help="attempts per request, the first included (default 5); retried: network errors, "
-        "timeouts, HTTP 429 and 5xx. Proxies: HTTPS_PROXY / NO_PROXY",
-    )
+    _creds.add_network_arguments(parser.add_argument_group("network"))
+    _creds.add_output_argument(parser)
 
 
 def main(args: argparse.Namespace) -> int:
     """Build the provider from the options, then exchange and emit."""
-    from tollgate._cli._creds import run_exchange
-    from tollgate.credentials._http import policy_from_args
-    from tollgate.credentials.emit import check_output, output_mode
+    from tollgate._cli import _creds
     from tollgate.credentials.gcp import CLOUD_PLATFORM_SCOPE, GcpProvider, parse_secret
 
     secrets = tuple(parse_secret(spec) for spec in args.secret)
-    check_output("gcp", output_mode(args), args.platform, extra_secrets=bool(secrets))
+    _creds.refuse_impossible_output(args, GcpProvider.name, extra_secrets=bool(secrets))
     provider = GcpProvider(
         args.workload_identity_provider,
         service_account=args.service_account,
@@ -222,6 +167,6 @@ def main(args: argparse.Namespace) -> int:
         iam_endpoint=args.iam_endpoint,
         secret_manager_endpoint=args.secret_manager_endpoint,
         request_reason=args.request_reason,
-        http=policy_from_args(args),
+        http=_creds.policy_from_args(args),
     )
-    return run_exchange(args, provider)
+    return _creds.run_exchange(args, provider)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-_OUTPUTS = ("env", "shell", "json")
-
-_EPILOG = """\
+NAME = "vault"
+SUMMARY = "a HashiCorp Vault token by JWT login, and KV secrets"
+DESCRIPTION = (
+    "Log in to HashiCorp Vault's JWT auth method with the job's OIDC token, read KV "
+    "v1/v2 secrets into masked variables, and export or revoke the Vault token."
+)
+EPILOG = """\
 examples:
   # GitHub Actions (permissions: id-token: write): two secrets, then revoke the token
   tollgate creds vault --url https://vault.example.com --role ci \\
@@ -31,24 +35,10 @@ audience is https://github.com/<owner>; the role's bound_audiences must contain 
 """
 
 
-def register(
-    providers: argparse._SubParsersAction[argparse.ArgumentParser],
-    parents: list[argparse.ArgumentParser],
-) -> None:
-    """Add ``creds vault``."""
-    from tollgate._cli._creds_gcp import add_network_arguments
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``creds vault``."""
+    from tollgate._cli import _creds
 
-    parser = providers.add_parser(
-        "vault",
-        parents=parents,
-        help="a HashiCorp Vault token by JWT login, and KV secrets",
-        description=(
-            "Log in to HashiCorp Vault's JWT auth method with the job's OIDC token, read KV "
-            "v1/v2 secrets into masked variables, and export or revoke the Vault token."
-        ),
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
     vault = parser.add_argument_group("vault")
     vault.add_argument("--url", required=True, metavar="URL", help="Vault's address (https://)")
     vault.add_argument(
@@ -61,12 +51,10 @@ def register(
         help="where the JWT auth method is mounted (default jwt)",
     )
     vault.add_argument("--namespace", default=None, metavar="NS", help="Vault Enterprise namespace")
-    vault.add_argument(
-        "--secret",
-        action="append",
-        default=[],
+    _creds.add_secret_argument(
+        vault,
         metavar="'PATH KEY | NAME'",
-        help="read KEY of the secret at PATH into masked variable NAME (repeatable)",
+        help_text="read KEY of the secret at PATH into masked variable NAME (repeatable)",
     )
     vault.add_argument(
         "--kv-version",
@@ -88,25 +76,17 @@ def register(
         action="store_true",
         help="revoke the Vault token once the secrets are read (and do not export it)",
     )
-    add_network_arguments(parser)
-    parser.add_argument(
-        "--output",
-        choices=_OUTPUTS,
-        default="env",
-        help="env: export to later steps (default); shell: print export lines; json: print JSON",
-    )
-    parser.set_defaults(handler=main)
+    _creds.add_network_arguments(parser.add_argument_group("network"))
+    _creds.add_output_argument(parser)
 
 
 def main(args: argparse.Namespace) -> int:
     """Build the provider from the options, then exchange and emit."""
-    from tollgate._cli._creds import run_exchange
-    from tollgate.credentials._http import policy_from_args
-    from tollgate.credentials.emit import check_output, output_mode
+    from tollgate._cli import _creds
     from tollgate.credentials.vault import VaultProvider, parse_secrets
 
     secrets = parse_secrets(args.secret)
-    check_output("vault", output_mode(args), args.platform, extra_secrets=bool(secrets))
+    _creds.refuse_impossible_output(args, VaultProvider.name, extra_secrets=bool(secrets))
     provider = VaultProvider(
         args.url,
         role=args.role,
@@ -117,6 +97,6 @@ def main(args: argparse.Namespace) -> int:
         kv_version=args.kv_version,
         export_token=args.export_token,
         revoke=args.revoke,
-        http=policy_from_args(args),
+        http=_creds.policy_from_args(args),
     )
-    return run_exchange(args, provider)
+    return _creds.run_exchange(args, provider)

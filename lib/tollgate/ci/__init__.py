@@ -48,11 +48,8 @@ class PlatformOptions:
     """Markdown summary file off GitHub (default ``tollgate-summary.md``)."""
 
     def __post_init__(self) -> None:
-        if self.token_env is not None and not _ENV_NAME.match(self.token_env):
-            raise UsageError(
-                f"{self.token_env!r} is not a valid environment variable name",
-                hint="use letters, digits and underscores, not starting with a digit",
-            )
+        if self.token_env is not None:
+            validate_env_name(self.token_env)
 
 
 def detect(environ: Mapping[str, str] | None = None) -> str:
@@ -104,11 +101,19 @@ def validate_output_name(name: str) -> None:
         )
 
 
-def validate_env_name(name: str) -> None:
-    """Refuse an environment variable name a shell could not ``export``."""
-    if not _ENV_NAME.match(name):
+def is_env_name(name: str) -> bool:
+    """Whether a shell could ``export`` ``name``: letters, digits and ``_``, no digit first."""
+    return bool(_ENV_NAME.match(name))
+
+
+def validate_env_name(name: str, context: str = "") -> None:
+    """Refuse an environment variable name a shell could not ``export``.
+
+    ``context`` starts the message (``--secret 'x | 1X': ``), naming where the name came from.
+    """
+    if not is_env_name(name):
         raise UsageError(
-            f"{name!r} is not a valid environment variable name",
+            f"{context}{name!r} is not a valid environment variable name",
             hint="use letters, digits and '_', starting with a letter or '_'",
         )
 

@@ -9,19 +9,25 @@ and summaries are records appended to the files the runner names in ``GITHUB_OUT
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import random
-import re
 import sys
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
+from tollgate._http import (
+    RETRY_STATUSES,
+    HttpClient,
+    HttpPolicy,
+    NetworkFailure,
+    excerpt,
+    field_names,
+    is_secure_endpoint,
+    json_object,
+)
 from tollgate.ci import (
     PlatformOptions,
     is_jwt,
@@ -37,8 +43,6 @@ from tollgate.errors import ConfigError, ExternalError, UsageError
 
 if TYPE_CHECKING:
     import requests
-    from urllib3.response import BaseHTTPResponse
-    from urllib3.util.retry import Retry
 
 _logger = logging.getLogger(__name__)
 
@@ -50,12 +54,10 @@ _TRUNCATION_NOTE = (
     "per step.\n"
 )
 _DELIMITER_PREFIX = "ghadelimiter_"
-_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
-_EXCERPT_CHARS = 200
+_SERVICE = "the GitHub OIDC endpoint"
 _URL_VARIABLE = "ACTIONS_ID_TOKEN_REQUEST_URL"
 _TOKEN_VARIABLE = "ACTIONS_ID_TOKEN_REQUEST_TOKEN"
-_NOT_PRINTABLE = re.compile(r"[^\x20-\x7e]")
+_FAULT_HINT = "this is a fault of the token service or of a proxy in between; re-run the job"
 _PERMISSION_HINT = """\
 Grant the job the permission to request an OIDC token:
 
@@ -67,24 +69,8 @@ Pull requests from forks never get an OIDC token (their id-token permission is a
 read), whatever the workflow asks for: skip this step for forks, or run it on push."""
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How hard to try the token endpoint before giving up."""
-
-    retries: int = 5
-    """Retries after the first attempt (per kind: connection, read, status)."""
-    backoff_factor: float = 0.5
-    """Seconds before the first retry; each later wait doubles (up to ``backoff_max``)."""
-    backoff_max: float = 8.0
-    jitter: float = 0.5
-    """Each wait is shortened by a random fraction up to this, so jobs do not retry in step."""
-    budget: float = 60.0
-    """Stop retrying once this many seconds have passed since the first attempt."""
-    connect_timeout: float = 5.0
-    read_timeout: float = 15.0
-
-
-DEFAULT_RETRY = RetryPolicy()
+DEFAULT_RETRY = HttpPolicy(retries=5, read_timeout=15.0)
+"""How hard to try the token endpoint: five retries, 15 s per attempt, 60 s in all."""
 
 
 class GitHubPlatform(Platform):
@@ -97,7 +83,7 @@ class GitHubPlatform(Platform):
         options: PlatformOptions | None = None,
         *,
         environ: Mapping[str, str] | None = None,
-        retry: RetryPolicy = DEFAULT_RETRY,
+        retry: HttpPolicy = DEFAULT_RETRY,
     ) -> None:
         self.options = options or PlatformOptions()
         self.retry = retry
@@ -129,7 +115,16 @@ class GitHubPlatform(Platform):
         request_url = _with_audience(url, audience)
         _logger.debug("requesting a GitHub OIDC token (audience %s)", audience or "default")
         started = time.monotonic()
-        response = self._get(request_url, bearer, started)
+        with HttpClient(self.retry) as client:
+            response = client.request(
+                "GET",
+                request_url,
+                service=_SERVICE,
+                idempotent=True,
+                headers={"Accept": "application/json", "Authorization": f"Bearer {bearer}"},
+                hide=(bearer,),
+                on_failure=_network_error,
+            )
         elapsed = time.monotonic() - started
         if not 200 <= response.status_code < 300:
             raise _status_error(response, bearer, elapsed)
@@ -137,45 +132,6 @@ class GitHubPlatform(Platform):
         self.add_mask(token)
         _logger.debug("got a GitHub OIDC token")
         return token
-
-    def _get(self, url: str, bearer: str, started: float) -> requests.Response:
-        import requests
-        from requests.adapters import HTTPAdapter
-
-        from tollgate import __version__
-
-        adapter = HTTPAdapter(max_retries=_budget_retry(self.retry, started))
-        headers = {"Accept": "application/json", "User-Agent": f"tollgate/{__version__}"}
-
-        def authorize(request: requests.PreparedRequest) -> requests.PreparedRequest:
-            # Passed as auth= rather than a header so requests never swaps in ~/.netrc
-            # credentials (it consults .netrc only when no auth is given).
-            request.headers["Authorization"] = f"Bearer {bearer}"
-            return request
-
-        try:
-            with requests.Session() as session:
-                session.mount("https://", adapter)
-                session.mount("http://", adapter)
-                return session.get(
-                    url,
-                    headers=headers,
-                    auth=authorize,
-                    timeout=(self.retry.connect_timeout, self.retry.read_timeout),
-                    allow_redirects=False,
-                )
-        except requests.RequestException as error:
-            elapsed = time.monotonic() - started
-            raise ExternalError(
-                f"could not get a token from the GitHub OIDC endpoint "
-                f"({urlsplit(url).hostname}) after trying for {elapsed:.1f} s: "
-                f"{_describe(error, bearer)}",
-                hint=(
-                    "The network or GitHub's token service failed. Re-run the job; if it "
-                    "keeps failing, check https://www.githubstatus.com and, on a self-hosted "
-                    "runner, its proxy and firewall settings."
-                ),
-            ) from None
 
     # Masks
 
@@ -323,8 +279,7 @@ def _file_error(variable: str, path: str, error: OSError) -> ConfigError:
 
 def _check_endpoint(url: str) -> None:
     """Refuse to send the request token anywhere but over TLS (or to this machine)."""
-    parts = urlsplit(url)
-    if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS):
+    if is_secure_endpoint(url):
         return
     raise ConfigError(
         f"{_URL_VARIABLE} is not an https URL; tollgate will not send the request token over it",
@@ -340,142 +295,64 @@ def _with_audience(url: str, audience: str | None) -> str:
     return f"{url}{separator}audience={quote(audience, safe='')}"
 
 
-def _budget_retry(policy: RetryPolicy, started: float) -> Retry:
-    """A urllib3 ``Retry`` with jittered exponential backoff that stops at the time budget."""
-    from urllib3.util.retry import Retry
-
-    deadline = started + policy.budget
-
-    class _BudgetRetry(Retry):
-        # urllib3 copies the object for every attempt (type(self)(**params)); the deadline
-        # lives in this closure, so every copy shares it.
-
-        def is_exhausted(self) -> bool:
-            return super().is_exhausted() or time.monotonic() >= deadline
-
-        def get_backoff_time(self) -> float:
-            failures = len(self.history)
-            if failures == 0:
-                return 0.0
-            delay = min(policy.backoff_max, policy.backoff_factor * 2 ** (failures - 1))
-            return float(delay * (1.0 - policy.jitter * random.random()))
-
-        def sleep(self, response: BaseHTTPResponse | None = None) -> None:
-            delay = None
-            if response is not None and self.respect_retry_after_header:
-                delay = self.get_retry_after(response)
-            if delay is None:
-                delay = self.get_backoff_time()
-            # Never sleep past the deadline, whatever Retry-After asks for.
-            time.sleep(max(0.0, min(delay, deadline - time.monotonic())))
-
-    return _BudgetRetry(
-        total=policy.retries,
-        connect=policy.retries,
-        read=policy.retries,
-        status=policy.retries,
-        other=0,
-        redirect=0,
-        allowed_methods=frozenset({"GET"}),
-        status_forcelist=_RETRY_STATUSES,
-        raise_on_status=False,
-        respect_retry_after_header=True,
+def _network_error(failure: NetworkFailure) -> ExternalError:
+    return ExternalError(
+        f"could not get a token from {_SERVICE} ({failure.host}) after trying for "
+        f"{failure.elapsed:.1f} s: {failure.reason}",
+        hint=(
+            "The network or GitHub's token service failed. Re-run the job; if it keeps "
+            "failing, check https://www.githubstatus.com and, on a self-hosted runner, its "
+            "proxy and firewall settings."
+        ),
     )
-
-
-def _describe(error: Exception, bearer: str) -> str:
-    """A one-line reason for a failed request, with no credential in it."""
-    from tollgate.masking.secrets import process_secrets
-
-    reason: object = error
-    inner = error.args[0] if error.args else None
-    # requests wraps urllib3's MaxRetryError, whose reason is the last failure.
-    last = getattr(inner, "reason", None)
-    if isinstance(last, Exception):
-        reason = last
-    text = f"{type(reason).__name__}: {reason}"
-    return _clean(process_secrets().redact_text(text), bearer)
 
 
 def _status_error(
     response: requests.Response, bearer: str, elapsed: float
 ) -> ConfigError | ExternalError:
     status = response.status_code
-    excerpt = _excerpt(response, bearer)
+    said = excerpt(response, hide=(bearer,))
     if status in (401, 403):
         return ConfigError(
-            f"the GitHub OIDC endpoint refused the request token: HTTP {status}; {excerpt}",
+            f"{_SERVICE} refused the request token: HTTP {status}; {said}",
             hint=(
                 f"{_TOKEN_VARIABLE} is issued by the runner for this job only and expires "
                 "with it: do not set it yourself or carry it to another job. Re-run the job; "
                 "if it keeps failing, check that the job has `permissions: id-token: write`."
             ),
         )
-    if status in _RETRY_STATUSES or status >= 500:
+    if status in RETRY_STATUSES or status >= 500:
         return ExternalError(
-            f"the GitHub OIDC endpoint failed with HTTP {status} (gave up after "
-            f"{elapsed:.1f} s of retries); {excerpt}",
+            f"{_SERVICE} failed with HTTP {status} (gave up after {elapsed:.1f} s of "
+            f"retries); {said}",
             hint=(
                 "GitHub's token service is failing or rate-limiting this job. Re-run the job "
                 "later; see https://www.githubstatus.com."
             ),
         )
     return ExternalError(
-        f"the GitHub OIDC endpoint answered HTTP {status}; {excerpt}",
+        f"{_SERVICE} answered HTTP {status}; {said}",
         hint=f"check that {_URL_VARIABLE} is the runner's own value, not one set by the workflow",
     )
-
-
-def _excerpt(response: requests.Response, bearer: str) -> str:
-    """The start of an error body, on one line, redacted and unable to form a command."""
-    from tollgate.masking.secrets import process_secrets
-
-    text = response.content[: _EXCERPT_CHARS * 4].decode("utf-8", "replace")
-    text = " ".join(text.split())
-    if not text:
-        return "the response body was empty"
-    if len(text) > _EXCERPT_CHARS:
-        text = text[:_EXCERPT_CHARS] + "..."
-    return "the response began: " + _clean(process_secrets().redact_text(text), bearer)
-
-
-def _clean(text: str, bearer: str) -> str:
-    # Redaction above covers the bearer too (it is in the process secrets); replacing it
-    # here as well keeps that true even for a bearer too short to be registered.
-    return neutralize(text.replace(bearer, "***") if bearer else text)
 
 
 def _token_from_body(response: requests.Response) -> str:
     """The JWT in a 2xx body ``{"value": ...}``. A 2xx body may hold the token, so errors
     describe its shape, never its content."""
-    content_type = response.headers.get("Content-Type", "no content type")
-    size = len(response.content)
-    try:
-        body = json.loads(response.content)
-    except ValueError:
+    body = json_object(response, _SERVICE)
+    if "value" not in body:
         raise ExternalError(
-            f"the GitHub OIDC endpoint answered HTTP {response.status_code} with a body that "
-            f"is not JSON ({size} bytes, {_clean(content_type, '')})",
-            hint="this is a fault of the token service or of a proxy in between; re-run the job",
-        ) from None
-    if not isinstance(body, dict) or "value" not in body:
-        if isinstance(body, dict):
-            names = ", ".join(_NOT_PRINTABLE.sub("?", str(key))[:40] for key in sorted(body)[:10])
-            shape = f"fields: {names}" if names else "an empty object"
-        else:
-            shape = f"a JSON {type(body).__name__}"
-        raise ExternalError(
-            f"the GitHub OIDC endpoint's answer has no 'value' field ({_clean(shape, '')})",
-            hint="this is a fault of the token service or of a proxy in between; re-run the job",
+            f"{_SERVICE}'s answer has no 'value' field ({field_names(body)})",
+            hint=_FAULT_HINT,
         )
     value = body["value"]
     if not isinstance(value, str) or not is_jwt(value.strip()):
         if isinstance(value, str):
             remember_secret(value, label="the OIDC endpoint's answer")
         raise ExternalError(
-            "the 'value' field of the GitHub OIDC endpoint's answer is not a JWT "
-            "(three base64url parts joined by dots)",
-            hint="this is a fault of the token service or of a proxy in between; re-run the job",
+            f"the 'value' field of {_SERVICE}'s answer is not a JWT (three base64url parts "
+            "joined by dots)",
+            hint=_FAULT_HINT,
         )
     return value.strip()
 

@@ -14,7 +14,6 @@ the final keys. botocore is imported by :meth:`AwsProvider.exchange` only.
 from __future__ import annotations
 
 import base64
-import binascii
 import functools
 import json
 import logging
@@ -29,6 +28,11 @@ from datetime import datetime, timezone
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
+from tollgate._http import clean_text, is_secure_endpoint
+from tollgate.ci import is_env_name
+from tollgate.ci.local import remember_secret
+from tollgate.credentials._common import format_time
+from tollgate.credentials.claims import describe_claims, token_claims
 from tollgate.credentials.interface import Credentials, Provider, TokenSource
 from tollgate.errors import ConfigError, Error, ExternalError, UsageError
 
@@ -59,11 +63,7 @@ _REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+)+-\d\Z")
 _SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}\Z", re.ASCII)
 _NOT_IN_SESSION_NAME = re.compile(r"[^\w+=,.@-]", re.ASCII)
 _ACCOUNT_ID = re.compile(r"\d{12}\Z")
-_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _MAX_POLICY_CHARS = 2048
-_MAX_SERVER_MESSAGE = 300
 _REMINT_MARGIN = 60.0
 """Ask the CI system for a new token before a retry when the old one expires this soon."""
 
@@ -111,7 +111,7 @@ class SecretRef:
         """Parse ``NAME=SECRET_ID[#JSON_KEY]``; :class:`UsageError` when malformed."""
         name, equals, rest = text.partition("=")
         secret_id, hash_sign, key = rest.partition("#")
-        if not equals or not _ENV_NAME.match(name) or not secret_id:
+        if not equals or not is_env_name(name) or not secret_id:
             raise UsageError(
                 f"cannot read the secret reference {text!r}",
                 hint=(
@@ -262,7 +262,7 @@ class AwsProvider(Provider):
         self._check_allowed_account(account, before=False)
         fetched = self._fetch_secrets(sdk, keys, deadline)
         _logger.debug("AWS exchange done in %.2f s", time.monotonic() - started)
-        expiration = _iso(keys.expiration)
+        expiration = format_time(keys.expiration)
         return Credentials(
             provider=self.name,
             secrets={
@@ -351,7 +351,7 @@ class AwsProvider(Provider):
             if ref.secret_id not in documents:
                 documents[ref.secret_id] = self._read_secret(sdk, keys, ref.secret_id, deadline)
             value = _pick(documents[ref.secret_id], ref)
-            _remember(value, ref.name)
+            remember_secret(value, label=ref.name)
             values[ref.name] = value
         return values
 
@@ -370,13 +370,13 @@ class AwsProvider(Provider):
             raise _secret_error(rejected.failure, secret_id, keys.arn, opts.region) from None
         text = response.get("SecretString")
         if isinstance(text, str):
-            _remember(text, secret_id)
+            remember_secret(text, label=secret_id)
             return text
         binary = response.get("SecretBinary")
         if isinstance(binary, (bytes, bytearray)):
             # Environment variables hold text: a binary secret is handed over as base64.
             encoded = base64.b64encode(bytes(binary)).decode("ascii")
-            _remember(encoded, secret_id)
+            remember_secret(encoded, label=secret_id)
             return encoded
         raise ExternalError(f"Secrets Manager returned no value for {secret_id}")
 
@@ -416,20 +416,6 @@ def sanitize_session_name(name: str) -> str:
     """``name`` made to fit AWS's ``[\\w+=,.@-]{2,64}``."""
     cleaned = _NOT_IN_SESSION_NAME.sub("-", name)[:64]
     return cleaned if len(cleaned) >= 2 else f"{cleaned}--"[:2]
-
-
-def token_claims(token: str) -> dict[str, Any]:
-    """The JWT's payload, decoded without verification (for diagnostics only); ``{}`` if
-    it is not a JWT."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return {}
-    try:
-        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
-        claims = json.loads(payload)
-    except (ValueError, binascii.Error):
-        return {}
-    return claims if isinstance(claims, dict) else {}
 
 
 # botocore, behind one small seam.
@@ -513,7 +499,7 @@ class _Sdk:
                 )
         except (self.errors.BotoCoreError, ValueError) as error:
             raise ConfigError(
-                f"cannot set up the AWS {service} client: {_clean(str(error))}",
+                f"cannot set up the AWS {service} client: {clean_text(str(error))}",
                 hint="check the region, the endpoint URL and the AWS configuration files",
             ) from None
 
@@ -570,13 +556,13 @@ def _failure_of(sdk: _Sdk, error: Exception) -> _Failure | None:
         return _Failure(
             "client",
             code=str(info.get("Code") or status or "UnknownError"),
-            message=_clean(str(info.get("Message") or "")),
+            message=clean_text(str(info.get("Message") or "")),
             status=status,
         )
     if isinstance(error, errors.SSLError):
-        return _Failure("tls", message=_clean(f"TLS error: {error}"))
+        return _Failure("tls", message=clean_text(f"TLS error: {error}"))
     if isinstance(error, (errors.ConnectionError, errors.HTTPClientError)):
-        return _Failure("network", message=_clean(f"{type(error).__name__}: {error}"))
+        return _Failure("network", message=clean_text(f"{type(error).__name__}: {error}"))
     if isinstance(error, sdk.parse_error):
         return _Failure("parse", message="the answer was not a well-formed AWS response")
     if isinstance(error, (KeyError, IndexError, TypeError, ValueError)):
@@ -584,7 +570,7 @@ def _failure_of(sdk: _Sdk, error: Exception) -> _Failure | None:
         _logger.debug("unexpected answer", exc_info=True)
         return _Failure("parse", message="the answer was not the AWS response expected")
     if isinstance(error, errors.ParamValidationError):
-        raise UsageError(f"AWS refused the request parameters: {_clean(str(error))}") from None
+        raise UsageError(f"AWS refused the request parameters: {clean_text(str(error))}") from None
     return None
 
 
@@ -694,7 +680,7 @@ def _keys_from(response: Any, what: str) -> _Keys:
         (SECRET_ACCESS_KEY, secret_access_key),
         (SESSION_TOKEN, session_token),
     ):
-        _remember(str(value), label)
+        remember_secret(str(value), label=label)
     if not isinstance(expiration, datetime):
         raise ExternalError(f"{what}: the answer has no valid expiration time")
     if expiration.tzinfo is None:
@@ -739,14 +725,7 @@ def _web_identity_error(
 def _describe_claims(claims: Mapping[str, Any]) -> str:
     if not claims:
         return "The OIDC token sent is not a readable JWT."
-    lines = ["The OIDC token sent has these claims:"]
-    lines.extend(f"  {name}: {_claim(claims, name)}" for name in ("iss", "aud", "sub"))
-    exp = claims.get("exp")
-    if isinstance(exp, (int, float)):
-        left = exp - time.time()
-        when = f"in {left / 60:.0f} min" if left >= 0 else f"{-left / 60:.0f} min ago"
-        lines.append(f"  exp: {_iso(datetime.fromtimestamp(exp, timezone.utc))} ({when})")
-    return "\n".join(lines)
+    return f"The OIDC token sent has these claims:\n{describe_claims(claims)}"
 
 
 def _web_identity_hint(code: str, opts: AwsOptions, claims: Mapping[str, Any]) -> str:
@@ -854,7 +833,7 @@ def _check_endpoint(url: str) -> None:
             f"{url!r} is not an endpoint URL",
             hint="for example: https://sts.eu-west-1.amazonaws.com",
         )
-    if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
+    if not is_secure_endpoint(url):
         # LocalStack or MinIO in a service container is a fair use; the token still crosses a
         # network in clear text, so say so.
         _logger.warning(
@@ -895,7 +874,7 @@ def _role_account(arn: str) -> str:
 def _assumed_account(arn: str) -> str:
     match = _ASSUMED_ARN.match(arn)
     if match is None:
-        raise ExternalError(f"AWS STS returned an unexpected assumed-role ARN: {_clean(arn)}")
+        raise ExternalError(f"AWS STS returned an unexpected assumed-role ARN: {clean_text(arn)}")
     return match.group(1)
 
 
@@ -904,7 +883,7 @@ def _claim(claims: Mapping[str, Any], name: str) -> str:
     if value is None:
         return "(missing)"
     text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
-    return _clean(text)
+    return clean_text(text)
 
 
 def _expires_within(claims: Mapping[str, Any], seconds: float) -> bool:
@@ -912,25 +891,5 @@ def _expires_within(claims: Mapping[str, Any], seconds: float) -> bool:
     return isinstance(exp, (int, float)) and exp - time.time() < seconds
 
 
-def _clean(text: str) -> str:
-    """Outside text on one line, cut short."""
-    flat = _CONTROL.sub(" ", text).strip()
-    if len(flat) > _MAX_SERVER_MESSAGE:
-        flat = flat[:_MAX_SERVER_MESSAGE] + "..."
-    return flat
-
-
 def _without(text: str, token: str) -> str:
     return text.replace(token, "***") if token else text
-
-
-def _remember(value: str, label: str) -> None:
-    """Register a secret with the process at once, so every later text redacts it."""
-    from tollgate.masking.secrets import process_secrets
-
-    if value.strip():
-        process_secrets().add(value, label=label)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -22,8 +22,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urlsplit
 
-from tollgate.credentials import _http
-from tollgate.credentials._http import DEFAULT_POLICY, HttpClient, HttpPolicy
+from tollgate import _http
+from tollgate._http import DEFAULT_POLICY, HttpClient, HttpPolicy
+from tollgate.ci import validate_env_name
+from tollgate.ci.local import remember_secret
+from tollgate.credentials import _common
+from tollgate.credentials.claims import describe_claims, token_claims, token_expiry
 from tollgate.credentials.interface import Credentials, Provider, TokenSource
 from tollgate.errors import ConfigError, ExternalError, UsageError
 
@@ -43,7 +47,6 @@ _TENANT_NAME = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+\Z")  # contoso.onm
 _AADSTS = re.compile(r"AADSTS(\d+)")
 _VAULT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{1,22}[A-Za-z0-9]\Z")
 _SECRET_NAME = re.compile(r"[A-Za-z0-9-]{1,127}\Z")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 _FEDERATION_CODES = frozenset({70021, 700211, 700212, 700213, 7002138})
 
@@ -89,9 +92,8 @@ def parse_secret(spec: str, suffix: str = DEFAULT_KEY_VAULT_SUFFIX) -> KeyVaultS
         raise usage
     if bar and not name:
         raise UsageError(f"--secret {spec!r}: the name after '|' is empty")
-    env = name or _http.env_name(secret)
-    if not _ENV_NAME.match(env):
-        raise UsageError(f"--secret {spec!r}: {env!r} is not a valid environment variable name")
+    env = name or _common.env_name(secret)
+    validate_env_name(env, f"--secret {spec!r}: ")
     return KeyVaultSecret(vault_url, secret, version, env)
 
 
@@ -133,13 +135,7 @@ class AzureProvider(Provider):
                     hint="the client-credentials flow takes one resource's /.default scope, "
                     "e.g. https://management.azure.com/.default",
                 )
-        names = [ref.env for ref in self.secrets]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise UsageError(
-                f"several --secret options write {', '.join(duplicates)}",
-                hint="name each one with '| NAME'",
-            )
+        _common.check_distinct([ref.env for ref in self.secrets])
         authority = _http.check_endpoint(self.authority_host, "--authority-host")
         object.__setattr__(self, "authority_host", authority)
 
@@ -174,7 +170,7 @@ class AzureProvider(Provider):
             environment["AZURE_FEDERATED_TOKEN_FILE"] = path
             facts["federated_token_file"] = path
         if expiry is not None:
-            facts["expires_at"] = _http.format_time(expiry)
+            facts["expires_at"] = _common.format_time(expiry)
         return Credentials(
             provider=self.name,
             secrets={"AZURE_ACCESS_TOKEN": access_token, **values},
@@ -209,12 +205,11 @@ class AzureProvider(Provider):
         if response.status_code != 200:
             raise self._entra_error(response, client.describe_attempts(), assertion, scope)
         answer = _http.json_object(response, service)
-        token = answer.get("access_token")
-        if not isinstance(token, str) or not token:
-            raise _http.missing_field(service, "access_token", answer)
-        _http.remember(token, f"the access token for {scope}")
+        token = _common.secret_field(
+            answer, "access_token", service, label=f"the access token for {scope}"
+        )
         _logger.info("got an Entra ID access token for %s", scope)
-        return token, _http.expires_in(answer.get("expires_in"))
+        return token, _common.expires_in(answer.get("expires_in"))
 
     def _entra_error(
         self, response: requests.Response, attempts: str, assertion: str, scope: str
@@ -231,8 +226,8 @@ class AzureProvider(Provider):
         # Entra appends trace and correlation ids after the first sentence: keep them, they
         # are what Microsoft support asks for, but drop the timestamp noise.
         text = _http.clean_text(description.split(" Timestamp:")[0], 500)
-        claims = _http.token_claims(assertion)
-        shown = _http.describe_claims(claims, ("environment", "job_workflow_ref", "project_path"))
+        claims = token_claims(assertion)
+        shown = describe_claims(claims, ("environment", "job_workflow_ref", "project_path"))
         hint = self._hint(code, claims, scope)
         return ConfigError(
             f"Microsoft Entra ID refused the token request: HTTP {status} {error}: {text}\n"
@@ -321,18 +316,18 @@ class AzureProvider(Provider):
         value = answer.get("value")
         if not isinstance(value, str):
             raise _http.missing_field(service, "value", answer)
-        _http.remember(value, ref.env)
+        remember_secret(value, label=ref.env)
         _logger.info("read %s into %s", where, ref.env)
         return value
 
     def _write_token_file(self, token: str) -> str:
-        directory = _http.job_temp_dir(self.credentials_dir)
+        directory = _common.job_temp_dir(self.credentials_dir)
         path = directory / f"tollgate-azure-{secrets.token_hex(8)}.jwt"
-        _http.write_private(path, token.encode())
+        _common.write_private(path, token.encode())
         _logger.info(
             "wrote the federated token to %s; it expires at %s (run this step again when "
             "later steps need it longer)",
             path,
-            _http.token_expiry(token),
+            token_expiry(token),
         )
         return str(path)

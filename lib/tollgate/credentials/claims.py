@@ -15,11 +15,11 @@ import binascii
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 from tollgate.errors import ConfigError
 
@@ -27,9 +27,13 @@ __all__ = [
     "TokenClaims",
     "decode_claims",
     "describe",
+    "describe_claims",
     "expiry_warning",
     "format_duration",
     "platform_of",
+    "token_claims",
+    "token_expires_at",
+    "token_expiry",
 ]
 
 PlatformName = Literal["github", "gitlab", "other"]
@@ -241,6 +245,69 @@ def format_duration(seconds: float) -> str:
     return f"{secs}s"
 
 
+# The claims of a token already sent, for the providers' error messages (claims are not
+# secret; the token is). None of these raises: a token a service refused may be no JWT at all.
+
+
+def token_claims(token: str) -> dict[str, Any]:
+    """The claims of ``token`` as :meth:`TokenClaims.as_dict` gives them; ``{}`` when it is
+    not a readable JWT."""
+    try:
+        return decode_claims(token).as_dict()
+    except ConfigError:
+        return {}
+
+
+def token_expires_at(token: str) -> datetime | None:
+    """``token``'s ``exp`` as an aware UTC datetime; ``None`` without one or for a non-JWT."""
+    try:
+        return decode_claims(token).expires_at
+    except ConfigError:
+        return None
+
+
+def token_expiry(token: str) -> str:
+    """``2024-01-01T00:05:00Z`` from the token's ``exp``, or ``its exp`` when it has none."""
+    from tollgate.credentials._common import format_time
+
+    moment = token_expires_at(token)
+    return "its exp" if moment is None else format_time(moment)
+
+
+def describe_claims(
+    claims: Mapping[str, object], present: Iterable[str] = (), required: Iterable[str] = ()
+) -> str:
+    """Lines ``  name: value``: iss, sub, aud and ``required`` always, ``present`` if set,
+    then ``exp`` with how long ago it passed or how long is left."""
+    from tollgate._http import clean_text
+    from tollgate.credentials._common import format_time
+
+    lines: list[str] = []
+    seen: set[str] = set()
+    wanted = [(name, True) for name in ("iss", "sub", "aud", *required)]
+    wanted += [(name, False) for name in present]
+    for name, always in wanted:
+        if name in seen or (name not in claims and not always):
+            continue
+        seen.add(name)
+        if name not in claims:
+            lines.append(f"  {name}: (not in the token)")
+            continue
+        value = claims[name]
+        shown = value if isinstance(value, str) else json.dumps(value)
+        lines.append(f"  {name}: {clean_text(str(shown), _DESCRIBE_LIMIT)}")
+    expiry = _datetime(_number(claims.get("exp")))
+    if expiry is not None:
+        left = expiry.timestamp() - time.time()
+        state = (
+            f"expired {format_duration(-left)} ago"
+            if left < 0
+            else f"expires in {format_duration(left)}"
+        )
+        lines.append(f"  exp: {format_time(expiry)} ({state})")
+    return "\n".join(lines)
+
+
 # Decoding
 
 
@@ -337,6 +404,16 @@ def _json_type(value: object) -> str:
 
 
 # Formatting
+
+
+def _number(value: object) -> int | None:
+    """A NumericDate claim's value, or ``None`` when it is not a finite number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        return int(value)
+    except (OverflowError, ValueError):  # infinity, NaN
+        return None
 
 
 def _datetime(value: int | None) -> datetime | None:

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from tollgate.ci import reject_nul, validate_env_name
 from tollgate.ci.interface import Platform
+from tollgate.credentials._common import format_time
 from tollgate.credentials.interface import Credentials, OutputMode
 from tollgate.errors import ConfigError, UsageError
 
@@ -131,7 +132,7 @@ def credential_process_document(credentials: Credentials) -> dict[str, object]:
         "SessionToken": secrets["AWS_SESSION_TOKEN"],
     }
     if credentials.expires_at is not None:
-        document["Expiration"] = _iso(credentials.expires_at)
+        document["Expiration"] = format_time(credentials.expires_at)
     return document
 
 
@@ -178,12 +179,13 @@ def _shell_lines(variables: Mapping[str, str]) -> str:
 
 
 def _json_document(credentials: Credentials) -> dict[str, object]:
+    expires = credentials.expires_at
     return {
         "provider": credentials.provider,
         "secrets": dict(credentials.secrets),
         "environment": dict(credentials.environment),
         "facts": dict(credentials.facts),
-        "expires_at": None if credentials.expires_at is None else _iso(credentials.expires_at),
+        "expires_at": None if expires is None else format_time(expires),
     }
 
 
@@ -298,7 +300,7 @@ def _summary(credentials: Credentials, platform: Platform, where: str) -> str:
     text = f"{credentials.provider}: {names} {where}"
     if credentials.expires_at is not None:
         left = (credentials.expires_at - datetime.now(timezone.utc)).total_seconds()
-        text += f"; they expire at {_iso(credentials.expires_at)} (in {left / 60:.0f} min)"
+        text += f"; they expire at {format_time(credentials.expires_at)} (in {left / 60:.0f} min)"
     if platform.name == "local" and credentials.facts:
         text += "; " + ", ".join(f"{key}={value}" for key, value in credentials.facts.items())
     return text
@@ -335,7 +337,3 @@ def _environ(platform: Platform) -> Mapping[str, str]:
 def _uid() -> int:
     getuid = getattr(os, "getuid", None)
     return int(getuid()) if getuid is not None else 0
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

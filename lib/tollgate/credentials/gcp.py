@@ -21,13 +21,22 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
-from tollgate.credentials import _http
-from tollgate.credentials._http import DEFAULT_POLICY, HttpClient, HttpPolicy
+from tollgate import _http
+from tollgate._http import DEFAULT_POLICY, HttpClient, HttpPolicy
+from tollgate.ci import validate_env_name
+from tollgate.ci.local import remember_secret
+from tollgate.credentials import _common
+from tollgate.credentials.claims import (
+    describe_claims,
+    token_claims,
+    token_expires_at,
+    token_expiry,
+)
 from tollgate.credentials.interface import Credentials, Provider, TokenSource
 from tollgate.errors import ConfigError, ExternalError, UsageError
 
@@ -90,17 +99,9 @@ def parse_secret(spec: str) -> SecretRef:
         )
     if bar and not name:
         raise UsageError(f"--secret {spec!r}: the name after '|' is empty")
-    env = name or _http.env_name(match["secret"])
-    _check_env(env, spec)
+    env = name or _common.env_name(match["secret"])
+    validate_env_name(env, f"--secret {spec!r}: ")
     return SecretRef(match["project"], match["secret"], match["version"] or "latest", env)
-
-
-def _check_env(env: str, spec: str) -> None:
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", env):
-        raise UsageError(
-            f"--secret {spec!r}: {env!r} is not a valid environment variable name",
-            hint="use letters, digits and '_', starting with a letter or '_'",
-        )
 
 
 @dataclass(frozen=True)
@@ -163,13 +164,7 @@ class GcpProvider(Provider):
             raise UsageError("at least one --scope is needed")
         if self.delegates and self.service_account is None:
             raise UsageError("--delegate needs --service-account")
-        names = [ref.env for ref in self.secrets]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise UsageError(
-                f"several --secret options write {', '.join(duplicates)}",
-                hint="name each one with '| NAME'",
-            )
+        _common.check_distinct([ref.env for ref in self.secrets])
         for option in ("sts_endpoint", "iam_endpoint", "secret_manager_endpoint"):
             value = getattr(self, option)
             if value is not None:
@@ -216,7 +211,7 @@ class GcpProvider(Provider):
 
     def exchange(self, token_source: TokenSource) -> Credentials:
         token = token_source(self.audience)
-        claims = _http.token_claims(token)
+        claims = token_claims(token)
         with HttpClient(self.http) as client:
             federated, federated_expiry = self._sts(client, token, claims)
             access_token: str | None = federated
@@ -226,7 +221,7 @@ class GcpProvider(Provider):
                 access_token, expiry = self._generate_access_token(client, federated, claims)
             if self.token_format == "id_token":
                 id_token = self._generate_id_token(client, federated, claims)
-                expiry = _from_epoch(_http.token_claims(id_token).get("exp"))
+                expiry = token_expires_at(id_token)
             values = {ref.env: self._read_secret(client, access_token, ref) for ref in self.secrets}
 
         secret_env: dict[str, str] = {}
@@ -263,7 +258,7 @@ class GcpProvider(Provider):
         if self.service_account:
             facts["service_account"] = self.service_account
         if expiry is not None and (access_token or id_token):
-            facts["expires_at"] = _http.format_time(expiry)
+            facts["expires_at"] = _common.format_time(expiry)
         return Credentials(
             provider=self.name,
             secrets=secret_env,
@@ -304,12 +299,11 @@ class GcpProvider(Provider):
         if response.status_code != 200:
             raise self._sts_error(response, client.describe_attempts(), claims)
         answer = _http.json_object(response, service)
-        federated = answer.get("access_token")
-        if not isinstance(federated, str) or not federated:
-            raise _http.missing_field(service, "access_token", answer)
-        _http.remember(federated, "the federated access token")
+        federated = _common.secret_field(
+            answer, "access_token", service, label="the federated access token"
+        )
         _logger.info("exchanged the OIDC token at Google STS (%s)", self.workload_identity_provider)
-        return federated, _http.expires_in(answer.get("expires_in"))
+        return federated, _common.expires_in(answer.get("expires_in"))
 
     def _sts_error(
         self, response: requests.Response, attempts: str, claims: dict[str, Any]
@@ -319,7 +313,7 @@ class GcpProvider(Provider):
             return _http.status_error(response, "Google STS", attempts)
         code = _http.clean_text(str(body.get("error", "")), 60)
         description = _http.clean_text(str(body.get("error_description", "")))
-        shown = _http.describe_claims(claims, ("repository", "project_path", "ref"))
+        shown = describe_claims(claims, ("repository", "project_path", "ref"))
         if code == "invalid_target":
             hint = (
                 f"Check that the provider exists and is enabled:\n  {self.workload_identity_provider}\n"
@@ -363,42 +357,42 @@ class GcpProvider(Provider):
     def _generate_access_token(
         self, client: HttpClient, federated: str, claims: dict[str, Any]
     ) -> tuple[str, datetime | None]:
-        body: dict[str, Any] = {"scope": list(self.scopes), "lifetime": f"{self.lifetime}s"}
-        if self.delegates:
-            body["delegates"] = self._delegates()
-        service = "Google IAM Credentials (generateAccessToken)"
-        response = client.request(
-            "POST",
-            self._sa_url("generateAccessToken"),
-            service=service,
-            idempotent=True,
-            headers=self._headers(federated),
-            json_body=body,
+        body = {"scope": list(self.scopes), "lifetime": f"{self.lifetime}s"}
+        answer, service = self._impersonate(client, "generateAccessToken", body, federated, claims)
+        access_token = _common.secret_field(
+            answer, "accessToken", service, label="the service account's access token"
         )
-        if response.status_code != 200:
-            raise self._iam_error(response, client.describe_attempts(), claims, service)
-        answer = _http.json_object(response, service)
-        access_token = answer.get("accessToken")
-        if not isinstance(access_token, str) or not access_token:
-            raise _http.missing_field(service, "accessToken", answer)
-        _http.remember(access_token, "the service account's access token")
-        expiry = _http.parse_timestamp(str(answer.get("expireTime", "")))
+        expiry = _common.parse_timestamp(str(answer.get("expireTime", "")))
         if expiry is None:
             _logger.warning("the service account token's expireTime could not be parsed")
         _logger.info("got an access token for %s", self.service_account)
         return access_token, expiry
 
     def _generate_id_token(self, client: HttpClient, federated: str, claims: dict[str, Any]) -> str:
-        body: dict[str, Any] = {
-            "audience": self.id_token_audience,
-            "includeEmail": self.id_token_include_email,
-        }
+        body = {"audience": self.id_token_audience, "includeEmail": self.id_token_include_email}
+        answer, service = self._impersonate(client, "generateIdToken", body, federated, claims)
+        id_token = _common.secret_field(
+            answer, "token", service, label="the service account's ID token"
+        )
+        _logger.info("got an ID token for %s", self.service_account)
+        return id_token
+
+    def _impersonate(
+        self,
+        client: HttpClient,
+        method: str,
+        body: dict[str, Any],
+        federated: str,
+        claims: dict[str, Any],
+    ) -> tuple[dict[str, Any], str]:
+        """Call IAM Credentials ``method`` for the service account with the federated token;
+        its answer, and the service's name for later messages."""
         if self.delegates:
             body["delegates"] = self._delegates()
-        service = "Google IAM Credentials (generateIdToken)"
+        service = f"Google IAM Credentials ({method})"
         response = client.request(
             "POST",
-            self._sa_url("generateIdToken"),
+            self._sa_url(method),
             service=service,
             idempotent=True,
             headers=self._headers(federated),
@@ -406,13 +400,7 @@ class GcpProvider(Provider):
         )
         if response.status_code != 200:
             raise self._iam_error(response, client.describe_attempts(), claims, service)
-        answer = _http.json_object(response, service)
-        id_token = answer.get("token")
-        if not isinstance(id_token, str) or not id_token:
-            raise _http.missing_field(service, "token", answer)
-        _http.remember(id_token, "the service account's ID token")
-        _logger.info("got an ID token for %s", self.service_account)
-        return id_token
+        return _http.json_object(response, service), service
 
     def _iam_error(
         self, response: requests.Response, attempts: str, claims: dict[str, Any], service: str
@@ -442,7 +430,7 @@ class GcpProvider(Provider):
             )
         else:
             hint = None
-        shown = _http.describe_claims(claims, ("repository", "project_path"))
+        shown = describe_claims(claims, ("repository", "project_path"))
         return ConfigError(
             f"{service} refused to issue a token for {self.service_account}: HTTP {status}: "
             f"{message}\nthe OIDC token's claims:\n{shown}",
@@ -490,19 +478,19 @@ class GcpProvider(Provider):
                 f"{ref.resource} is not UTF-8 text, so it cannot go into an environment variable",
                 hint="store text (base64-encode binary data before storing it)",
             ) from None
-        _http.remember(value, ref.env)
+        remember_secret(value, label=ref.env)
         _logger.info("read %s into %s", ref.resource, ref.env)
         return value
 
     # The credentials file
 
     def _write_credentials_file(self, token: str) -> Path:
-        directory = _http.job_temp_dir(self.credentials_dir)
+        directory = _common.job_temp_dir(self.credentials_dir)
         stem = f"tollgate-gcp-{secrets.token_hex(8)}"
         token_path = directory / f"{stem}.jwt"
         config_path = directory / f"{stem}.json"
         # The token file holds the OIDC token only: it cannot mint new ones.
-        _http.write_private(token_path, token.encode())
+        _common.write_private(token_path, token.encode())
         config: dict[str, Any] = {
             "type": "external_account",
             "audience": self.sts_audience,
@@ -514,21 +502,14 @@ class GcpProvider(Provider):
         if self.service_account:
             config["service_account_impersonation_url"] = self._sa_url("generateAccessToken")
             config["service_account_impersonation"] = {"token_lifetime_seconds": self.lifetime}
-        _http.write_private(config_path, (json.dumps(config, indent=2) + "\n").encode())
+        _common.write_private(config_path, (json.dumps(config, indent=2) + "\n").encode())
         _logger.info(
             "wrote the credentials file %s; Google libraries can exchange the OIDC token in it "
             "until %s (run this step again after that)",
             config_path,
-            _http.token_expiry(token),
+            token_expiry(token),
         )
         return config_path
-
-
-def _from_epoch(value: object) -> datetime | None:
-    try:
-        return datetime.fromtimestamp(float(value), timezone.utc)  # type: ignore[arg-type]
-    except (TypeError, ValueError, OverflowError):
-        return None
 
 
 def _google_message(response: requests.Response) -> str:

@@ -24,8 +24,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
-from tollgate.credentials import _http
-from tollgate.credentials._http import DEFAULT_POLICY, RETRY_STATUSES, HttpClient, HttpPolicy
+from tollgate import _http
+from tollgate._http import DEFAULT_POLICY, RETRY_STATUSES, HttpClient, HttpPolicy
+from tollgate.ci import is_env_name, validate_env_name
+from tollgate.ci.local import remember_secret
+from tollgate.credentials import _common
+from tollgate.credentials.claims import describe_claims, token_claims
 from tollgate.credentials.interface import Credentials, Provider, TokenSource
 from tollgate.errors import ConfigError, ExternalError, UsageError
 
@@ -41,7 +45,6 @@ ALL_KEYS = "*"
 _VAULT_RETRY = RETRY_STATUSES | {412}
 _VAULT_UNPROCESSED = frozenset({412, 429})
 _PATH = re.compile(r"[A-Za-z0-9_.+@=,~-]+(?:/[A-Za-z0-9_.+@=,~-]+)*\Z")
-_ENV = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _NAMED_CLAIM = re.compile(r'claim "([^"]+)"')
 _VALIDITY = re.compile(r"\bexpired\b|\b(?:exp|nbf|iat)\b|not yet valid")
 
@@ -57,8 +60,8 @@ class VaultSecret:
 
     def env_for(self, key: str) -> str:
         if self.key != ALL_KEYS:
-            return self.name or _http.env_name(key)
-        base = _http.env_name(key)
+            return self.name or _common.env_name(key)
+        base = _common.env_name(key)
         return f"{self.name}_{base}" if self.name else base
 
 
@@ -81,11 +84,8 @@ def _parse_one(entry: str) -> VaultSecret:
     path, key = words[0].strip("/"), words[1]
     if not _PATH.match(path):
         raise UsageError(f"--secret {entry!r}: {path!r} is not a Vault path")
-    if name and not _ENV.match(name):
-        raise UsageError(
-            f"--secret {entry!r}: {name!r} is not a valid environment variable name",
-            hint="use letters, digits and '_', starting with a letter or '_'",
-        )
+    if name:
+        validate_env_name(name, f"--secret {entry!r}: ")
     return VaultSecret(path, key, name or None)
 
 
@@ -139,7 +139,7 @@ class VaultProvider(Provider):
 
     def exchange(self, token_source: TokenSource) -> Credentials:
         token = token_source(self.audience)
-        claims = _http.token_claims(token)
+        claims = token_claims(token)
         with HttpClient(self.http) as client:
             login = self._login(client, token, claims)
             try:
@@ -160,7 +160,7 @@ class VaultProvider(Provider):
         if self.revoke:
             facts["token_revoked"] = "true"
         elif login.expires_at is not None:
-            facts["expires_at"] = _http.format_time(login.expires_at)
+            facts["expires_at"] = _common.format_time(login.expires_at)
         return Credentials(
             provider=self.name,
             secrets=secret_env,
@@ -210,10 +210,10 @@ class VaultProvider(Provider):
         if not isinstance(client_token, str) or not client_token:
             raise _http.missing_field(service, "auth.client_token", answer)
         assert isinstance(auth, dict)
-        _http.remember(client_token, "the Vault token")
+        remember_secret(client_token, label="the Vault token")
         policies = tuple(str(p) for p in auth.get("policies") or [] if isinstance(p, str))
         lease = auth.get("lease_duration")
-        expiry = _http.expires_in(lease) if isinstance(lease, int) and lease > 0 else None
+        expiry = _common.expires_in(lease) if isinstance(lease, int) and lease > 0 else None
         _logger.info(
             "logged in to Vault at auth/%s (role %s, policies %s)",
             self.auth_path,
@@ -269,7 +269,7 @@ class VaultProvider(Provider):
             hint = "The token is outside its validity window: check the runner's clock."
         else:
             hint = None
-        shown = _http.describe_claims(claims, required=named)
+        shown = describe_claims(claims, required=named)
         return ConfigError(
             f"Vault refused the login at {where} (role {self.role or 'default'}): HTTP {status}: "
             f"{message}\nthe OIDC token's claims:\n{shown}",
@@ -302,7 +302,7 @@ class VaultProvider(Provider):
                 )
             for key, raw in selected.items():
                 env = ref.env_for(str(key))
-                if not _ENV.match(env):
+                if not is_env_name(env):
                     raise UsageError(f"{ref.path} {key!r} makes an invalid variable name {env!r}")
                 if env in values:
                     raise UsageError(
@@ -311,7 +311,7 @@ class VaultProvider(Provider):
                     )
                 value = raw if isinstance(raw, str) else json.dumps(raw)
                 # Every line of a multi-line value is masked too (CVE-2021-32074).
-                _http.remember(value, env)
+                remember_secret(value, label=env)
                 values[env] = value
             _logger.info("read %s from Vault", ref.path)
         return values

@@ -1,37 +1,34 @@
-"""Plumbing shared by the GCP, Azure and Vault providers: HTTP, error texts, token claims.
+"""HTTP for every service tollgate calls: retries in a time budget, and safe error texts.
 
-:class:`HttpClient` wraps one ``requests`` session: retries with jittered backoff inside a
-total time budget, a timeout on every request, no redirects, ``HTTPS_PROXY``/``NO_PROXY``
-from the environment (requests' own handling), an optional CA bundle and a
-``tollgate/<version>`` User-Agent. Failures become :class:`~tollgate.errors.ExternalError`
-(the service or the network failed) or :class:`~tollgate.errors.ConfigError` (TLS trust).
-Error texts quote at most a short, single-line, redacted excerpt of what the server said and
-never a request body: those carry the OIDC token.
+Used by the GitHub OIDC token request (:mod:`tollgate.ci.github`) and by the GCP, Azure and
+Vault credential providers. :class:`HttpClient` wraps one ``requests`` session: retries
+with jittered backoff inside a total time budget, a timeout on every request, no redirects,
+``HTTPS_PROXY``/``NO_PROXY`` from the environment (requests' own handling), an optional CA
+bundle and a ``tollgate/<version>`` User-Agent. Network failures become
+:class:`~tollgate.errors.ExternalError` (or :class:`~tollgate.errors.ConfigError` for TLS
+trust) unless the caller words them itself. Error texts quote at most a short, single-line,
+redacted excerpt of what the server said and never a request body: those carry tokens.
 
-``requests`` is imported on first use, so importing this module stays cheap.
+``requests`` and ``urllib3`` are imported on first use: ``tollgate --version``, ``redact``
+and ``run`` import this package's modules but must never load them.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import os
 import random
 import re
-import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from tollgate.errors import ConfigError, ExternalError, UsageError
+from tollgate.errors import ConfigError, Error, ExternalError, UsageError
 
 if TYPE_CHECKING:
-    import argparse
     from types import TracebackType
 
     import requests
@@ -50,9 +47,7 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 EXCERPT_CHARS = 300
 
 _NOT_PRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
-_TIMESTAMP = re.compile(
-    r"(\d{4}-\d\d-\d\d)[Tt ](\d\d:\d\d:\d\d)(?:\.(\d+))?\s*(Z|z|[+-]\d\d:?\d\d)?\Z"
-)
+_FAULT_HINT = "this is a fault of the service or of a proxy in between; re-run the job"
 
 
 @dataclass(frozen=True)
@@ -85,6 +80,42 @@ class HttpPolicy:
 
 
 DEFAULT_POLICY = HttpPolicy()
+
+
+@dataclass(frozen=True)
+class NetworkFailure:
+    """A request that got no answer: what :class:`HttpClient` knows when it gives up."""
+
+    service: str
+    host: str
+    attempts: int
+    elapsed: float
+    """Seconds from the first attempt to giving up."""
+    reason: str
+    """The last failure, on one line, redacted (see :func:`describe_exception`)."""
+    tls: bool
+    """The TLS handshake failed: the server's certificate is not trusted."""
+
+    def error(self) -> ConfigError | ExternalError:
+        """The standard error: a TLS trust problem is the user's to fix, the rest is not."""
+        if self.tls:
+            return ConfigError(
+                f"could not establish a trusted TLS connection to {self.service} ({self.host}): "
+                f"{self.reason}",
+                hint=(
+                    "If a TLS-inspecting proxy or a private CA signs this server's certificate, "
+                    "give its CA certificates with --ca-bundle (or REQUESTS_CA_BUNDLE)."
+                ),
+            )
+        return ExternalError(
+            f"could not reach {self.service} ({self.host}) after {_attempts(self.attempts)} in "
+            f"{self.elapsed:.1f} s: {self.reason}",
+            hint=(
+                "The network or the service failed. Re-run the job; if it keeps failing, "
+                "check the URL, the service's status page and, on a self-hosted runner, "
+                "HTTPS_PROXY / NO_PROXY and the firewall."
+            ),
+        )
 
 
 class HttpClient:
@@ -130,13 +161,16 @@ class HttpClient:
         params: Mapping[str, str] | None = None,
         retry_statuses: frozenset[int] = RETRY_STATUSES,
         unprocessed_statuses: frozenset[int] = UNPROCESSED_STATUSES,
+        hide: Iterable[str] = (),
+        on_failure: Callable[[NetworkFailure], Error] = NetworkFailure.error,
     ) -> requests.Response:
         """Send one request, retrying what is safe to retry; return the final response.
 
-        Every status comes back (callers know what their service's errors mean); network
-        failures raise :class:`ExternalError`, TLS trust failures :class:`ConfigError`.
+        Every status comes back (callers know what their service's errors mean); when no
+        answer came, ``on_failure`` turns the :class:`NetworkFailure` into the error raised.
         ``idempotent`` requests are retried on ``retry_statuses`` and on read errors; others
         only when the connection was never made or the status is in ``unprocessed_statuses``.
+        ``hide``: values (the credential sent) to keep out of the failure's reason.
         """
         import requests
 
@@ -166,28 +200,17 @@ class HttpClient:
                 # APIs we call redirects.
                 allow_redirects=False,
             )
-        except requests.exceptions.SSLError as error:
-            self.attempts = counter.attempts
-            raise ConfigError(
-                f"could not establish a trusted TLS connection to {service} ({host}): "
-                f"{describe_exception(error)}",
-                hint=(
-                    "If a TLS-inspecting proxy or a private CA signs this server's certificate, "
-                    "give its CA certificates with --ca-bundle (or REQUESTS_CA_BUNDLE)."
-                ),
-            ) from None
         except requests.RequestException as error:
             self.attempts = counter.attempts
-            elapsed = time.monotonic() - started
-            raise ExternalError(
-                f"could not reach {service} ({host}) after {_attempts(counter.attempts)} in "
-                f"{elapsed:.1f} s: {describe_exception(error)}",
-                hint=(
-                    "The network or the service failed. Re-run the job; if it keeps failing, "
-                    "check the URL, the service's status page and, on a self-hosted runner, "
-                    "HTTPS_PROXY / NO_PROXY and the firewall."
-                ),
-            ) from None
+            failure = NetworkFailure(
+                service=service,
+                host=host,
+                attempts=counter.attempts,
+                elapsed=time.monotonic() - started,
+                reason=describe_exception(error, hide=hide),
+                tls=isinstance(error, requests.exceptions.SSLError),
+            )
+            raise on_failure(failure) from None
         self.attempts = counter.attempts
         _logger.debug(
             "%s %s%s -> HTTP %d (%s, %.2f s)",
@@ -297,37 +320,67 @@ def _retry(
     )
 
 
+# Endpoints.
+
+
+def is_secure_endpoint(url: str) -> bool:
+    """Whether ``url`` is https, or plain http to this machine (tests, local fakes)."""
+    parts = urlsplit(url)
+    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)
+
+
+def check_endpoint(url: str, option: str) -> str:
+    """``url`` without a trailing slash; only https, or http to this machine (tests)."""
+    if not urlsplit(url).hostname:
+        raise UsageError(f"{option}: {url!r} is not a URL", hint="give an https:// URL")
+    if is_secure_endpoint(url):
+        return url.rstrip("/")
+    raise UsageError(
+        f"{option}: {url!r} is not an https URL; tollgate sends tokens only over TLS",
+        hint="use https:// (plain http is accepted for 127.0.0.1 and localhost only)",
+    )
+
+
 # Turning what a server or the network said into safe text.
 
 
-def clean_text(text: str, limit: int = EXCERPT_CHARS) -> str:
-    """``text`` on one line, cut to ``limit``, secrets redacted, unable to form a command."""
+def clean_text(text: str, limit: int = EXCERPT_CHARS, *, hide: Iterable[str] = ()) -> str:
+    """``text`` on one line, cut to ``limit``, secrets redacted, unable to form a command.
+
+    ``hide``: further values to replace with ``***``, for a credential that may be too short
+    for the process's secrets to mask.
+    """
     from tollgate.ci._commands import neutralize
     from tollgate.masking.secrets import process_secrets
 
     one_line = " ".join(_NOT_PRINTABLE.sub(" ", text).split())
-    if len(one_line) > limit:
-        one_line = one_line[:limit] + "..."
+    # Redacted before it is cut, so no secret survives in part at the cut.
+    safe = process_secrets().redact_text(one_line)
+    for value in hide:
+        if value:
+            safe = safe.replace(value, "***")
+    if len(safe) > limit:
+        safe = safe[:limit] + "..."
     # Neutralized on every platform: the text may end up in a GitHub log later.
-    return neutralize(process_secrets().redact_text(one_line))
+    return neutralize(safe)
 
 
-def excerpt(response: requests.Response) -> str:
+def excerpt(response: requests.Response, *, hide: Iterable[str] = ()) -> str:
     """The start of an error body, made safe; says so when the body was empty."""
     text = response.content[: EXCERPT_CHARS * 4].decode("utf-8", "replace")
     if not text.strip():
         return "the response body was empty"
-    return "the response began: " + clean_text(text)
+    return "the response began: " + clean_text(text, hide=hide)
 
 
-def describe_exception(error: BaseException) -> str:
+def describe_exception(error: BaseException, *, hide: Iterable[str] = ()) -> str:
     """A one-line reason for a failed request, redacted (urllib3 wraps the last failure)."""
     reason: object = error
     inner = error.args[0] if error.args else None
     last = getattr(inner, "reason", None)
     if isinstance(last, BaseException):
         reason = last
-    return clean_text(f"{type(reason).__name__}: {reason}")
+    return clean_text(f"{type(reason).__name__}: {reason}", hide=hide)
 
 
 def error_json(response: requests.Response) -> Any:
@@ -350,23 +403,28 @@ def json_object(response: requests.Response, service: str) -> dict[str, Any]:
         raise ExternalError(
             f"{service} answered HTTP {response.status_code} with a body that is not JSON "
             f"({len(response.content)} bytes, {clean_text(content_type, 80)})",
-            hint="this is a fault of the service or of a proxy in between; re-run the job",
+            hint=_FAULT_HINT,
         ) from None
     if not isinstance(body, dict):
         raise ExternalError(
             f"{service} answered HTTP {response.status_code} with a JSON "
             f"{type(body).__name__}, not an object",
-            hint="this is a fault of the service or of a proxy in between; re-run the job",
+            hint=_FAULT_HINT,
         )
     return body
 
 
+def field_names(body: Mapping[str, Any]) -> str:
+    """``fields: a, b`` (the first ten keys of a success body, never its values)."""
+    names = ", ".join(clean_text(str(key), 40) for key in sorted(body)[:10])
+    return f"fields: {names or 'none'}"
+
+
 def missing_field(service: str, field: str, body: Mapping[str, Any]) -> ExternalError:
     """The error for a success body without a field we need (naming only its keys)."""
-    names = ", ".join(clean_text(str(key), 40) for key in sorted(body)[:10]) or "none"
     return ExternalError(
-        f"{service}'s answer has no usable {field!r} field (fields: {names})",
-        hint="this is a fault of the service or of a proxy in between; re-run the job",
+        f"{service}'s answer has no usable {field!r} field ({field_names(body)})",
+        hint=_FAULT_HINT,
     )
 
 
@@ -388,188 +446,6 @@ def status_error(
             hint="give the service's final URL",
         )
     return ConfigError(
-        f"{service} refused the request: HTTP {status}; {excerpt(response)}", hint=hint
-    )
-
-
-def remember(value: str, label: str) -> None:
-    """Add a secret to the process's secrets as soon as it arrives, before any log line."""
-    from tollgate.ci.local import remember_secret
-
-    remember_secret(value, label=label)
-
-
-# Endpoints, files and times.
-
-
-def check_endpoint(url: str, option: str) -> str:
-    """``url`` without a trailing slash; only https, or http to this machine (tests)."""
-    parts = urlsplit(url)
-    if not parts.hostname:
-        raise UsageError(f"{option}: {url!r} is not a URL", hint="give an https:// URL")
-    if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS):
-        return url.rstrip("/")
-    raise UsageError(
-        f"{option}: {url!r} is not an https URL; tollgate sends tokens only over TLS",
-        hint="use https:// (plain http is accepted for 127.0.0.1 and localhost only)",
-    )
-
-
-def job_temp_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """Where credential files go: ``explicit``, else ``$RUNNER_TEMP``, else a new 0700 dir.
-
-    Never the workspace by default: files there get uploaded as artifacts, copied into
-    Docker build contexts and globbed by later steps (google-github-actions/auth#298).
-    """
-    if explicit is not None:
-        # Absolute: later steps may run in another working directory.
-        directory = Path(explicit).absolute()
-        _warn_if_in_workspace(directory)
-    elif os.environ.get("RUNNER_TEMP"):
-        directory = Path(os.environ["RUNNER_TEMP"])
-    else:
-        return Path(tempfile.mkdtemp(prefix="tollgate-creds-"))
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ConfigError(
-            f"cannot create the directory {directory} for credential files: {error.strerror}",
-            hint="choose a writable directory",
-        ) from None
-    return directory
-
-
-def _warn_if_in_workspace(directory: Path) -> None:
-    for variable in ("GITHUB_WORKSPACE", "CI_PROJECT_DIR"):
-        workspace = os.environ.get(variable)
-        if not workspace:
-            continue
-        try:
-            directory.resolve().relative_to(Path(workspace).resolve())
-        except ValueError:
-            continue
-        _logger.warning(
-            "credential files go to %s, inside the workspace ($%s): later steps may upload, "
-            "copy or commit them; a directory outside it ($RUNNER_TEMP) is safer",
-            directory,
-            variable,
-        )
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write a file only its owner can read (0600), atomically."""
-    from tollgate._files import atomic_write
-
-    try:
-        atomic_write(path, data, mode=0o600)
-    except OSError as error:
-        raise ConfigError(
-            f"cannot write {path}: {error.strerror}",
-            hint="choose a writable directory for credential files",
-        ) from None
-
-
-def parse_timestamp(text: str) -> datetime | None:
-    """An RFC 3339 time (fractional seconds of any length, ``Z`` or an offset), or None."""
-    match = _TIMESTAMP.match(text.strip())
-    if not match:
-        return None
-    date, clock, fraction, zone = match.groups()
-    micro = (fraction or "0")[:6].ljust(6, "0")
-    offset = timezone.utc
-    if zone and zone not in ("Z", "z"):
-        sign = 1 if zone[0] == "+" else -1
-        digits = zone[1:].replace(":", "")
-        offset = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
-    try:
-        parsed = datetime.fromisoformat(f"{date}T{clock}.{micro}")
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=offset).astimezone(timezone.utc)
-
-
-def expires_in(value: object, now: datetime | None = None) -> datetime | None:
-    """The expiry for an ``expires_in`` of seconds (a number or a numeric string)."""
-    try:
-        seconds = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return (now or datetime.now(timezone.utc)) + timedelta(seconds=seconds)
-
-
-def format_time(moment: datetime) -> str:
-    """``2024-01-01T01:00:00Z``."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def env_name(text: str) -> str:
-    """``text`` as an environment variable name: upper case, ``_`` for anything else."""
-    name = re.sub(r"[^A-Z0-9_]", "_", text.upper())
-    return f"_{name}" if not name or name[0].isdigit() else name
-
-
-# The claims of the token we sent, for error messages (claims are not secret; the token is).
-
-
-def token_expiry(token: str) -> str:
-    """``2024-01-01T00:05:00Z`` from the token's ``exp``, or ``its exp`` when it has none."""
-    exp = token_claims(token).get("exp")
-    if isinstance(exp, (int, float)):
-        return format_time(datetime.fromtimestamp(exp, timezone.utc))
-    return "its exp"
-
-
-def token_claims(token: str) -> dict[str, Any]:
-    """The claims of a JWT, unverified; ``{}`` when it is not one."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return {}
-    try:
-        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
-        claims = json.loads(payload)
-    except ValueError:
-        return {}
-    return claims if isinstance(claims, dict) else {}
-
-
-def describe_claims(
-    claims: Mapping[str, Any], present: Iterable[str] = (), required: Iterable[str] = ()
-) -> str:
-    """Lines ``  name: value``: iss, sub, aud and ``required`` always, ``present`` if set."""
-    lines: list[str] = []
-    seen: set[str] = set()
-    wanted = [(name, True) for name in ("iss", "sub", "aud", *required)]
-    wanted += [(name, False) for name in present]
-    for name, always in wanted:
-        if name in seen or (name not in claims and not always):
-            continue
-        seen.add(name)
-        if name not in claims:
-            lines.append(f"  {name}: (not in the token)")
-            continue
-        value = claims[name]
-        shown = value if isinstance(value, str) else json.dumps(value)
-        lines.append(f"  {name}: {clean_text(str(shown), 200)}")
-    expiry = claims.get("exp")
-    if isinstance(expiry, (int, float)):
-        left = expiry - time.time()
-        state = f"expired {-left:.0f} s ago" if left < 0 else f"expires in {left:.0f} s"
-        moment = format_time(datetime.fromtimestamp(expiry, timezone.utc))
-        lines.append(f"  exp: {moment} ({state})")
-    return "\n".join(lines)
-
-
-def policy_from_args(args: argparse.Namespace) -> HttpPolicy:
-    """The :class:`HttpPolicy` for ``--ca-bundle``, ``--timeout`` and ``--max-attempts``
-    (``tollgate._cli._creds_gcp.add_network_arguments``)."""
-    if args.max_attempts < 1 or args.timeout <= 0:
-        raise UsageError("--max-attempts must be at least 1 and --timeout more than 0")
-    # A hung attempt must leave time for the next ones.
-    per_attempt = min(DEFAULT_POLICY.read_timeout, args.timeout / 3)
-    return HttpPolicy(
-        retries=args.max_attempts - 1,
-        budget=args.timeout,
-        read_timeout=per_attempt,
-        connect_timeout=min(DEFAULT_POLICY.connect_timeout, per_attempt),
-        ca_bundle=args.ca_bundle,
+        f"{service} refused the request: HTTP {status}; {excerpt(response)}",
+        hint=hint,
     )
