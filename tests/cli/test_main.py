@@ -91,3 +91,21 @@ def test_commands_import_no_http_yaml_schema_or_cloud_sdk(argv: list[str]) -> No
         check=False,
     )
     assert result.stderr.decode().strip().splitlines()[-1] == "[]", result.stderr
+
+
+def test_bundled_audit_examples_from_the_readme() -> None:
+    result = tollgate("audit", "examples/", cwd=REPO)
+    assert result.returncode == 1, result.stderr
+    out = result.stdout.decode()
+    # The headline risks of each example file are found, with their lines.
+    for expected in (
+        "pr-preview.yml:15:14: critical[high] untrusted-checkout",
+        "pr-preview.yml:18:45: high[high] template-injection",
+        "triage.yml:15:31: high[high] template-injection",
+        "triage.yml:16:62: high[high] github-env",
+        "triage.yml:10:9: high[high] unsound-condition",
+        "release.yml:14:19: high[high] hardcoded-container-credentials",
+        "greet/action.yml:12:28: high[high] template-injection",
+    ):
+        assert expected in out, expected
+    assert "hunter2-not-a-real-password" not in out.split("release.yml:14:19")[1].splitlines()[0]
