@@ -104,3 +104,15 @@ def test_regex_fallback_covers_the_same_bytes(patterns: list[bytes], data: bytes
     fast = AhoCorasickMatcher(patterns)
     slow = RegexMatcher(patterns)
     assert redact_all(fast, data, REPLACEMENT) == redact_all(slow, data, REPLACEMENT)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.binary(min_size=1, max_size=12), min_size=1, max_size=6),
+    st.binary(max_size=80),
+)
+def test_split_scan_finds_what_the_serial_scan_finds(patterns: list[bytes], data: bytes) -> None:
+    # parallel_threshold=1 scans every haystack as two halves on two threads.
+    split = AhoCorasickMatcher(patterns, parallel_threshold=1)
+    serial = AhoCorasickMatcher(patterns, parallel_threshold=1 << 62)
+    assert sorted(set(split.find(data))) == sorted(set(serial.find(data)))

@@ -177,3 +177,27 @@ def test_masked_bytes_stay_masked_while_held_back() -> None:
     for first, second in ((39, 40), (38, 40), (39, 41)):
         pieces = [data[:first], data[first:second], data[second:]]
         assert _stream(secrets.matcher(), pieces, b"*") == expected
+
+
+def test_split_scan_of_a_large_buffer_finds_every_plant() -> None:
+    import random
+
+    rng = random.Random(7)
+    patterns = [
+        bytes(rng.choice(b"abcdefgh") for _ in range(rng.randint(4, 30))) for _ in range(50)
+    ]
+    data = bytearray(rng.randbytes(1 << 20))
+    for _ in range(400):
+        at = rng.randrange(len(data) - 40)
+        pattern = rng.choice(patterns)
+        data[at : at + len(pattern)] = pattern
+    # One plant across the middle, where the halves meet.
+    middle = len(data) // 2
+    data[middle - 3 : middle - 3 + len(patterns[0])] = patterns[0]
+    haystack = bytes(data)
+    split = AhoCorasickMatcher(patterns)  # 1 MiB is over the threshold
+    serial = AhoCorasickMatcher(patterns, parallel_threshold=1 << 62)
+    found = sorted(set(split.find(haystack)))
+    assert found == sorted(set(serial.find(haystack)))
+    assert (middle - 3, middle - 3 + len(patterns[0])) in found
+    assert redact_all(split, haystack, b"*") == redact_all(RegexMatcher(patterns), haystack, b"*")

@@ -11,14 +11,37 @@ from __future__ import annotations
 
 import bisect
 import logging
+import os
 import re
+import threading
 from collections.abc import Iterable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 _logger = logging.getLogger(__name__)
 
 ANCHOR_LENGTH = 8
 """How many leading bytes of each pattern the DFA holds (see :class:`AhoCorasickMatcher`)."""
+
+PARALLEL_THRESHOLD = 256 * 1024
+"""Haystacks at least this long are scanned as two halves on two cores."""
+
+_CPUS = os.cpu_count() or 1
+_EXECUTOR: ThreadPoolExecutor | None = None
+_EXECUTOR_LOCK = threading.Lock()
+
+
+def _executor() -> ThreadPoolExecutor:
+    """One worker thread for the second half of large scans, made on first use."""
+    global _EXECUTOR
+    with _EXECUTOR_LOCK:
+        if _EXECUTOR is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tollgate-match")
+        return _EXECUTOR
 
 
 class Matcher(Protocol):
@@ -84,7 +107,9 @@ class AhoCorasickMatcher:
     a log, so confirming them costs nothing measurable.
     """
 
-    def __init__(self, patterns: Iterable[bytes]) -> None:
+    def __init__(
+        self, patterns: Iterable[bytes], parallel_threshold: int = PARALLEL_THRESHOLD
+    ) -> None:
         import ahocorasick_rs
 
         unique = sorted(set(patterns))
@@ -101,13 +126,40 @@ class AhoCorasickMatcher:
         )
         self._prefixes = _PrefixIndex(unique)
         self.max_length = self._prefixes.max_length
+        self.parallel_threshold = parallel_threshold
 
     def find(self, haystack: bytes) -> list[tuple[int, int]]:
+        if len(haystack) >= self.parallel_threshold and _CPUS > 1:
+            hits = self._anchor_hits_in_halves(haystack)
+        else:
+            hits = self._automaton.find_matches_as_indexes(haystack, overlapping=True)
+        return self._confirm(haystack, hits)
+
+    def _anchor_hits_in_halves(self, haystack: bytes) -> list[tuple[int, int, int]]:
+        """Anchor hits of both halves, one half on a worker thread.
+
+        The DFA releases the GIL while it scans, so the halves run on two cores. The first
+        half reaches one anchor length past the middle, so an anchor that straddles it is
+        found there; the second half reports only anchors starting at or after the middle.
+        """
+        middle = len(haystack) // 2
+        view = memoryview(haystack)
+        second = _executor().submit(
+            self._automaton.find_matches_as_indexes, view[middle:], overlapping=True
+        )
+        first = self._automaton.find_matches_as_indexes(
+            view[: middle + ANCHOR_LENGTH - 1], overlapping=True
+        )
+        hits = [hit for hit in first if hit[1] < middle]
+        hits.extend((index, start + middle, end + middle) for index, start, end in second.result())
+        return hits
+
+    def _confirm(
+        self, haystack: bytes, hits: Iterable[tuple[int, int, int]]
+    ) -> list[tuple[int, int]]:
         found: list[tuple[int, int]] = []
         behind = self._behind
-        for index, start, end in self._automaton.find_matches_as_indexes(
-            haystack, overlapping=True
-        ):
+        for index, start, end in hits:
             candidates = behind[index]
             if len(candidates) == 1 and len(candidates[0]) == end - start:
                 found.append((start, end))
