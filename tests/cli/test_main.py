@@ -109,3 +109,14 @@ def test_bundled_audit_examples_from_the_readme() -> None:
     ):
         assert expected in out, expected
     assert "hunter2-not-a-real-password" not in out.split("release.yml:14:19")[1].splitlines()[0]
+
+
+def test_secret_env_globs_name_every_matching_variable() -> None:
+    env = {"DEPLOY_TOKEN": "deploy-token-value-1", "API_TOKEN": "api-token-value-22"}
+    log = b"a deploy-token-value-1 b api-token-value-22 c\n"
+    result = tollgate("redact", "--secret-env", "*_TOKEN", env=env, stdin=log)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"a *** b *** c\n"
+    missing = tollgate("redact", "--secret-env", "NO_SUCH_*", stdin=log)
+    assert missing.returncode == 2
+    assert b"no environment variable matches 'NO_SUCH_*'" in missing.stderr

@@ -25,7 +25,10 @@ def add_source_arguments(parser: argparse.ArgumentParser, *, values: bool) -> No
         action="append",
         default=[],
         metavar="NAME",
-        help="an environment variable whose value is secret (repeatable)",
+        help=(
+            "an environment variable whose value is secret (repeatable); a glob such as "
+            "'*_TOKEN' names every variable it matches"
+        ),
     )
     group.add_argument(
         "--secret-file",
@@ -61,6 +64,21 @@ def from_env(name: str) -> str:
     return value
 
 
+def env_names(pattern: str) -> list[str]:
+    """The variables ``pattern`` names: itself, or every match of a glob (none is an error)."""
+    if not any(c in pattern for c in "*?["):
+        return [pattern]
+    import fnmatch
+
+    names = sorted(name for name in os.environ if fnmatch.fnmatchcase(name, pattern))
+    if not names:
+        raise UsageError(
+            f"no environment variable matches {pattern!r}",
+            hint="check the pattern (it is case-sensitive), or export the variables first",
+        )
+    return names
+
+
 def from_file(path: str) -> bytes:
     """A secret file's bytes; a clear error when it cannot be read."""
     try:
@@ -74,8 +92,9 @@ def iter_sources(args: argparse.Namespace) -> Iterator[tuple[str, str | bytes]]:
     """``(label, value)`` for every secret the options name; labels never hold values."""
     for index, value in enumerate(getattr(args, "secret", []), start=1):
         yield f"--secret #{index}", value
-    for name in args.secret_env:
-        yield f"${name}", from_env(name)
+    for pattern in args.secret_env:
+        for name in env_names(pattern):
+            yield f"${name}", from_env(name)
     for path in args.secret_file:
         yield f"secret file {path}", from_file(path)
 
