@@ -26,6 +26,8 @@ format:
 bench:
 	$(PY) bench/startup.py
 	$(PY) bench/masking.py
+	$(PY) bench/audit.py
+	$(PY) bench/creds.py
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache .hypothesis
