@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from tollgate.audit.github.expressions import find_expressions, flows
-from tollgate.audit.github.gates import step_events
+from tollgate.audit.github.gates import job_events, step_events
 from tollgate.audit.github.model import Job, Step, Workflow, expressions
 from tollgate.audit.source import YScalar
 
@@ -40,6 +40,18 @@ _PR_NUMBERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("github.event.workflow_run.pull_requests", frozenset(("workflow_run",))),
 )
 _ALL = frozenset(PRIVILEGED_EVENTS)
+
+
+def privileged_jobs(workflow: Workflow) -> Iterator[tuple[Job, frozenset[str]]]:
+    """Each job that a privileged trigger can start, with those triggers."""
+    if not workflow.has_trigger(*PRIVILEGED_EVENTS):
+        return
+    for job in workflow.jobs.values():
+        events = job_events(workflow, job) & _ALL
+        if events:
+            yield job, events
+
+
 _INDIRECT = ("steps.", "needs.", "env.", "inputs.")
 _BASE_NAME_RE = re.compile(r"\.[\w-]*(?:base|default|main|master|target)[\w-]*$")
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from tollgate.audit.findings import Confidence, Finding, Persona, RuleInfo, Severity
 from tollgate.audit.github.expressions import Call, flows, walk
-from tollgate.audit.github.gates import describe, gated_confidence, job_events, job_gates
+from tollgate.audit.github.gates import describe, gated_confidence, job_gates
 from tollgate.audit.github.model import Job, Step, Workflow
 from tollgate.audit.github.rules._scan import (
     SecretUse,
@@ -16,12 +16,12 @@ from tollgate.audit.github.rules._scan import (
     whole_context_hint,
 )
 from tollgate.audit.github.rules._untrusted import (
-    PRIVILEGED_EVENTS,
     Execution,
     artifact_downloads,
     consumption_after,
     execution_after,
     pr_checkouts,
+    privileged_jobs,
 )
 from tollgate.audit.rules import AuditContext, Rule, register
 
@@ -197,12 +197,7 @@ class SecretsInUntrustedJob(Rule):
     )
 
     def check_workflow(self, workflow: Workflow, context: AuditContext) -> Iterator[Finding]:
-        if not workflow.has_trigger(*PRIVILEGED_EVENTS):
-            return
-        for job in workflow.jobs.values():
-            events = job_events(workflow, job) & frozenset(PRIVILEGED_EVENTS)
-            if not events:
-                continue
+        for job, events in privileged_jobs(workflow):
             uses = _named(scan(workflow).job_secrets(job))
             if not uses:
                 continue

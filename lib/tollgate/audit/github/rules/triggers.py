@@ -17,12 +17,12 @@ from tollgate.audit.github.gates import Gate, describe, gated_confidence, job_ev
 from tollgate.audit.github.model import Job, Workflow
 from tollgate.audit.github.rules._scan import effective_permissions, scan
 from tollgate.audit.github.rules._untrusted import (
-    PRIVILEGED_EVENTS,
     artifact_downloads,
     consumption_after,
     execution_after,
     outside_workspace,
     pr_checkouts,
+    privileged_jobs,
 )
 from tollgate.audit.rules import AuditContext, Rule, register
 
@@ -239,12 +239,7 @@ class UntrustedCheckout(Rule):
     )
 
     def check_workflow(self, workflow: Workflow, context: AuditContext) -> Iterator[Finding]:
-        if not workflow.has_trigger(*PRIVILEGED_EVENTS):
-            return
-        for job in workflow.jobs.values():
-            events = job_events(workflow, job) & frozenset(PRIVILEGED_EVENTS)
-            if not events:
-                continue
+        for job, events in privileged_jobs(workflow):
             for checkout in pr_checkouts(workflow, job, events):
                 execution = execution_after(workflow, job, checkout.step, checkout.path)
                 gates = job_gates(workflow, job, step=checkout.step, events=sorted(events))
@@ -310,12 +305,7 @@ class ArtifactPoisoning(Rule):
     )
 
     def check_workflow(self, workflow: Workflow, context: AuditContext) -> Iterator[Finding]:
-        if not workflow.has_trigger(*PRIVILEGED_EVENTS):
-            return
-        for job in workflow.jobs.values():
-            events = job_events(workflow, job) & frozenset(PRIVILEGED_EVENTS)
-            if not events:
-                continue
+        for job, events in privileged_jobs(workflow):
             for download in artifact_downloads(job):
                 consumed = consumption_after(workflow, job, download)
                 inside = not outside_workspace(download.path)
