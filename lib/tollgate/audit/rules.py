@@ -56,6 +56,20 @@ class Rule(abc.ABC):
         return iter(())
 
 
+class FileRule(Rule):
+    """A rule that checks workflows and actions the same way, through :meth:`check`."""
+
+    @abc.abstractmethod
+    def check(self, model: Workflow | Action, context: AuditContext) -> Iterator[Finding]:
+        """Findings in one workflow or action file."""
+
+    def check_workflow(self, workflow: Workflow, context: AuditContext) -> Iterator[Finding]:
+        return self.check(workflow, context)
+
+    def check_action(self, action: Action, context: AuditContext) -> Iterator[Finding]:
+        return self.check(action, context)
+
+
 _REGISTRY: dict[str, type[Rule]] = {}
 
 

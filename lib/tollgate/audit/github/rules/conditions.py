@@ -36,7 +36,7 @@ from tollgate.audit.github.model import Action, Job, Step, Workflow
 from tollgate.audit.github.rules.injection import tracker
 from tollgate.audit.github.taint import PRIVILEGED_EVENTS, Control, worst
 from tollgate.audit.github.tracker import JOB, STEP
-from tollgate.audit.rules import AuditContext, Rule, register
+from tollgate.audit.rules import AuditContext, FileRule, Rule, register
 from tollgate.audit.source import YScalar
 
 Model = Workflow | Action
@@ -148,7 +148,7 @@ class UnsoundCondition(Rule):
 
 
 @register
-class UnsoundContains(Rule):
+class UnsoundContains(FileRule):
     info = RuleInfo(
         id="unsound-contains",
         name="Substring test used as a membership test",
@@ -160,13 +160,7 @@ class UnsoundContains(Rule):
         help_uri="docs/rules/unsound-contains.md",
     )
 
-    def check_workflow(self, workflow: Workflow, context: AuditContext) -> Iterator[Finding]:
-        return self._check(workflow, context)
-
-    def check_action(self, action: Action, context: AuditContext) -> Iterator[Finding]:
-        return self._check(action, context)
-
-    def _check(self, model: Model, context: AuditContext) -> Iterator[Finding]:
+    def check(self, model: Workflow | Action, context: AuditContext) -> Iterator[Finding]:
         for site in if_sites(model):
             expr = site.condition.expr
             if expr is None or "contains" not in site.node.value.lower():
@@ -259,7 +253,7 @@ _AUTHOR_PATHS = frozenset(
 
 
 @register
-class BotConditions(Rule):
+class BotConditions(FileRule):
     info = RuleInfo(
         id="bot-conditions",
         name="Spoofable bot check",
@@ -272,13 +266,7 @@ class BotConditions(Rule):
         help_uri="docs/rules/bot-conditions.md",
     )
 
-    def check_workflow(self, workflow: Workflow, context: AuditContext) -> Iterator[Finding]:
-        return self._check(workflow, context)
-
-    def check_action(self, action: Action, context: AuditContext) -> Iterator[Finding]:
-        return self._check(action, context)
-
-    def _check(self, model: Model, context: AuditContext) -> Iterator[Finding]:
+    def check(self, model: Workflow | Action, context: AuditContext) -> Iterator[Finding]:
         for site in if_sites(model):
             expr = site.condition.expr
             if expr is None or "bot" not in site.node.value.lower():

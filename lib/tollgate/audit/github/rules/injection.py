@@ -26,7 +26,7 @@ from tollgate.audit.github.model import Action, Job, Step, Workflow
 from tollgate.audit.github.scripts import FileWrite
 from tollgate.audit.github.taint import Control, Reach, Taint, has_privileged_trigger, reach
 from tollgate.audit.github.tracker import Tracker, tracker_for
-from tollgate.audit.rules import AuditContext, Rule, register
+from tollgate.audit.rules import AuditContext, FileRule, register
 from tollgate.audit.source import YScalar
 
 Model = Workflow | Action
@@ -203,7 +203,7 @@ def _shell(model: Model, job: Job | None, step: Step) -> str:
 
 
 @register
-class TemplateInjection(Rule):
+class TemplateInjection(FileRule):
     info = RuleInfo(
         id="template-injection",
         name="Template injection",
@@ -216,13 +216,7 @@ class TemplateInjection(Rule):
         help_uri="docs/rules/template-injection.md",
     )
 
-    def check_workflow(self, workflow: Workflow, context: AuditContext) -> Iterator[Finding]:
-        return self._check(workflow, context)
-
-    def check_action(self, action: Action, context: AuditContext) -> Iterator[Finding]:
-        return self._check(action, context)
-
-    def _check(self, model: Model, context: AuditContext) -> Iterator[Finding]:
+    def check(self, model: Workflow | Action, context: AuditContext) -> Iterator[Finding]:
         found: Tracker | None = None
         for sink in sinks(model):
             for match in find_expressions(sink.node.value):
@@ -297,7 +291,7 @@ def _message(text: str, path: str, taint: Taint, language: str) -> str:
 
 
 @register
-class GithubEnv(Rule):
+class GithubEnv(FileRule):
     info = RuleInfo(
         id="github-env",
         name="Dangerous $GITHUB_ENV or $GITHUB_PATH write",
@@ -310,13 +304,7 @@ class GithubEnv(Rule):
         help_uri="docs/rules/github-env.md",
     )
 
-    def check_workflow(self, workflow: Workflow, context: AuditContext) -> Iterator[Finding]:
-        return self._check(workflow, context)
-
-    def check_action(self, action: Action, context: AuditContext) -> Iterator[Finding]:
-        return self._check(action, context)
-
-    def _check(self, model: Model, context: AuditContext) -> Iterator[Finding]:
+    def check(self, model: Workflow | Action, context: AuditContext) -> Iterator[Finding]:
         found: Tracker | None = None
         privileged = isinstance(model, Workflow) and has_privileged_trigger(model)
         for job, step in steps(model):

@@ -17,7 +17,7 @@ from tollgate.audit.findings import Confidence, Finding, Location, Persona, Rule
 from tollgate.audit.github.expressions import Call, Expr, Literal, Logical, find_expressions
 from tollgate.audit.github.model import Action, ImageRef, Uses, Workflow, parse_image
 from tollgate.audit.github.rules._places import Model, facts
-from tollgate.audit.rules import AuditContext, PinningPolicy, Rule, register
+from tollgate.audit.rules import AuditContext, FileRule, PinningPolicy, Rule, register
 from tollgate.audit.source import YMapping, YNode, YScalar, YSequence
 
 _FULL_SHA = re.compile(r"[0-9a-fA-F]{40}")
@@ -56,7 +56,7 @@ def _lower(severity: Severity) -> Severity:
 
 
 @register
-class UnpinnedUses(Rule):
+class UnpinnedUses(FileRule):
     """``uses:`` that is not a full commit SHA, as the pinning policy requires."""
 
     info = RuleInfo(
@@ -68,13 +68,7 @@ class UnpinnedUses(Rule):
         help_uri="docs/rules/unpinned-uses.md",
     )
 
-    def check_workflow(self, workflow: Workflow, context: AuditContext) -> Iterator[Finding]:
-        return self._check(workflow, context)
-
-    def check_action(self, action: Action, context: AuditContext) -> Iterator[Finding]:
-        return self._check(action, context)
-
-    def _check(self, model: Model, context: AuditContext) -> Iterator[Finding]:
+    def check(self, model: Workflow | Action, context: AuditContext) -> Iterator[Finding]:
         for site in facts(model).uses:
             uses = site.uses
             if uses.kind == "repository":
