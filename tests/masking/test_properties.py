@@ -96,7 +96,7 @@ def test_hold_back_is_bounded(case: tuple[SecretSet, bytes, list[int]]) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(
-    # up to 12 bytes: longer than the DFA's 8-byte anchors, so hits are confirmed too
+    # up to 12 bytes: longer than the DFA's 6-byte anchors, so hits are confirmed too
     st.lists(st.binary(min_size=1, max_size=12), min_size=1, max_size=6),
     st.binary(max_size=60),
 )

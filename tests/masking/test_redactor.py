@@ -142,7 +142,7 @@ def test_partial_start_finds_longest_proper_prefix() -> None:
 
 
 def test_patterns_sharing_an_anchor_are_told_apart() -> None:
-    # The DFA holds 8-byte anchors; the full patterns behind one anchor differ later.
+    # The DFA holds 6-byte anchors; the full patterns behind one anchor differ later.
     patterns = [b"ABCDEFGH-one", b"ABCDEFGH-two-longer", b"ABCDEFGH", b"CDEFGH-o"]
     matcher = AhoCorasickMatcher(patterns)
     data = b"x ABCDEFGH-two-longer y ABCDEFGH-one z ABCDEFGH-zzz ABCDEFG"

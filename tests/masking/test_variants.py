@@ -6,9 +6,11 @@ import base64
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tollgate.masking.secrets import SecretSet
-from tollgate.masking.variants import MIN_FRAGMENT_LENGTH, secret_variants
+from tollgate.masking.variants import _PLAIN, MIN_FRAGMENT_LENGTH, _text_forms, secret_variants
 
 # actions/runner src/Test/L0/HostContextL0.cs, DefaultSecretMaskers: the secrets ...
 RUNNER_SECRETS = [
@@ -157,3 +159,22 @@ def test_bytes_and_undecodable_values_round_trip() -> None:
     assert base64.b64encode(raw) in patterns
     as_text = raw.decode("utf-8", "surrogateescape")
     assert secret_variants(as_text).patterns == patterns
+
+
+@given(st.text())
+def test_plain_values_are_their_own_only_text_form(value: str) -> None:
+    # secret_variants() skips the text encoders for values _PLAIN matches: sound only if
+    # every encoder leaves such a value as it is (and _PLAIN is exactly those values).
+    forms = set(_text_forms(value))
+    if _PLAIN.match(value):
+        assert forms == {value}
+    else:
+        assert len(forms) > 1
+
+
+@given(st.from_regex(r"[A-Za-z0-9._-]{4,40}", fullmatch=True))
+def test_plain_values_get_their_base64_forms(value: str) -> None:
+    patterns = secret_variants(value).patterns
+    assert value.encode() in patterns
+    assert base64.b64encode(value.encode()) in patterns
+    assert base64.b64encode(value.encode() + b"\n") in patterns

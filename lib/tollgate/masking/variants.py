@@ -22,12 +22,10 @@ turn every log into ``***`` (and reveal itself by what it hides, actions/runner#
 
 from __future__ import annotations
 
-import base64
-import json
 import re
+from binascii import b2a_base64
 from collections.abc import Iterator
 from dataclasses import dataclass
-from urllib.parse import quote, quote_plus
 
 DEFAULT_MIN_LENGTH = 4
 """Variants shorter than this many bytes are not registered (configurable)."""
@@ -38,6 +36,11 @@ MIN_FRAGMENT_LENGTH = 8
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 # Characters `printf %q` escapes with a backslash in bash.
 _SHELL_SPECIAL = frozenset(" \t!\"#$&'()*,;<>?[\\]^`{|}~")
+# A value made only of these characters is its own JSON, URI, XML and shell escape: its only
+# text form is itself. Most tokens and keys are (and skipping the encoders is most of the
+# start-up cost of `tollgate redact` with many secrets).
+_PLAIN = re.compile(r"[A-Za-z0-9._-]*\Z")
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
 @dataclass(frozen=True)
@@ -58,18 +61,17 @@ def secret_variants(value: str | bytes, min_length: int = DEFAULT_MIN_LENGTH) ->
     """
     text = value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
     found: set[bytes] = set()
-    fragments: set[bytes] = set()
     for part in _parts(text):
-        for form in _text_forms(part):
-            found.add(_to_bytes(form))
         raw = _to_bytes(part)
+        if _PLAIN.match(part):
+            found.add(raw)
+        else:
+            found.update(_to_bytes(form) for form in _text_forms(part))
         found.update(_base64_forms(raw))
-        fragments.update(_base64_fragments(raw))
-    fragments -= found
-    fragments = {f for f in fragments if len(f) >= MIN_FRAGMENT_LENGTH}
-    found |= fragments
+        found.update(f for f in _base64_fragments(raw) if len(f) >= MIN_FRAGMENT_LENGTH)
     found.discard(b"")
-    kept = frozenset(p for p in found if len(p) >= max(min_length, 1))
+    floor = max(min_length, 1)
+    kept = frozenset(p for p in found if len(p) >= floor)
     return Variants(patterns=kept, too_short=len(found) - len(kept))
 
 
@@ -91,6 +93,10 @@ def _parts(text: str) -> Iterator[str]:
 
 
 def _text_forms(value: str) -> Iterator[str]:
+    # Imported here: plain values (see _PLAIN) never need them, and start-up counts.
+    import json
+    from urllib.parse import quote, quote_plus
+
     yield value
     # JSON string bodies: Newtonsoft keeps non-ASCII, Python's default escapes it.
     yield json.dumps(value, ensure_ascii=False)[1:-1]
@@ -129,21 +135,18 @@ def _powershell_sections(value: str) -> Iterator[str]:
             yield section
 
 
-def _base64_forms(raw: bytes) -> Iterator[bytes]:
+def _base64_forms(raw: bytes) -> list[bytes]:
     """Whole encodings: of the value at three alignments, and of the value plus newline."""
-    for data in (raw, raw[1:], raw[2:], raw + b"\n"):
-        if not data:
-            continue
-        for encoded in (base64.b64encode(data), base64.urlsafe_b64encode(data)):
-            yield encoded
-            yield encoded.rstrip(b"=")
+    # Plain lists and C calls, no generators: this runs for every secret at start-up.
+    encoded = [b2a_base64(data, newline=False) for data in (raw, raw[1:], raw[2:], raw + b"\n")]
+    encoded += [form.rstrip(b"=") for form in encoded]
+    return encoded + [form.translate(_URLSAFE) for form in encoded]
 
 
-def _base64_fragments(raw: bytes) -> Iterator[bytes]:
+def _base64_fragments(raw: bytes) -> list[bytes]:
     """The encoded groups made only of the value's own bytes, at each alignment."""
-    for shift in range(3):
-        data = raw[shift:]
-        whole = len(data) // 3 * 3
-        if whole:
-            yield base64.b64encode(data[:whole])
-            yield base64.urlsafe_b64encode(data[:whole])
+    encoded = [
+        b2a_base64(raw[shift : shift + (len(raw) - shift) // 3 * 3], newline=False)
+        for shift in range(3)
+    ]
+    return encoded + [form.translate(_URLSAFE) for form in encoded]
