@@ -141,6 +141,15 @@ def test_partial_start_finds_longest_proper_prefix() -> None:
         assert matcher.partial_start(b"") == 0
 
 
+def test_a_pattern_cut_off_by_the_end_of_the_data_is_not_reported() -> None:
+    # Hits are confirmed by slicing: a slice past the end is shorter than asked for.
+    matcher = AhoCorasickMatcher([b"Ojo6", b"Ojo6Og=="])
+    assert matcher.find(b"xOjo6") == [(1, 5)]
+    assert matcher.find(b"xOjo6Og=") == [(1, 5)]
+    assert (1, 9) in matcher.find(b"xOjo6Og==")
+    assert redact_all(matcher, b"xOjo6Og==", b"*") == b"x*"
+
+
 def test_patterns_sharing_an_anchor_are_told_apart() -> None:
     # The DFA holds 6-byte anchors; the full patterns behind one anchor differ later.
     patterns = [b"ABCDEFGH-one", b"ABCDEFGH-two-longer", b"ABCDEFGH", b"CDEFGH-o"]

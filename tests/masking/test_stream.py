@@ -92,3 +92,65 @@ def test_filter_stream_without_secrets_passes_bytes_through(
     thread.join()
     os.close(src)
     assert out.getvalue() == data
+
+
+def test_read_from_releases_what_feed_releases(tmp_path: Path) -> None:
+    # read_from() reuses one buffer and hands back views of it; the bytes must be those
+    # feed() gives for the same reads, whatever the read size.
+    import random
+
+    from tollgate.masking.redactor import StreamRedactor, redact_all
+
+    rng = random.Random(11)
+    found = SecretSet()
+    for value in ("s3cr3t-T0ken-9f8e7d", "hunter22", "pa:ss'wo\"rd&"):
+        found.add(value)
+    patterns = sorted(found.patterns)
+    pieces = [rng.randbytes(rng.randint(0, 30)) for _ in range(300)]
+    for index in range(0, len(pieces), 3):
+        pieces[index] += rng.choice(patterns)
+    data = b"".join(pieces)
+    log = tmp_path / "log"
+    log.write_bytes(data)
+    for size in (1, 7, 64, 4096):
+        redactor = StreamRedactor(found.matcher(), b"*")
+        out: list[bytes] = []
+        fd = os.open(log, os.O_RDONLY)
+        try:
+            while (released := redactor.read_from(fd, size)) is not None:
+                # Copied at once: the views are only valid until the next read.
+                out.append(b"".join(released))
+        finally:
+            os.close(fd)
+        out.append(redactor.flush())
+        assert b"".join(out) == redact_all(found.matcher(), data, b"*"), size
+
+
+def test_sink_writes_many_pieces_through_short_writes() -> None:
+    # More pieces than one writev() takes, into a pipe smaller than the data, drained
+    # slowly: every byte must come out once, in order.
+    from tollgate.masking.stream import Sink
+
+    pieces: list[bytes | memoryview] = []
+    for index in range(3000):
+        piece = f"<{index}>".encode() * (index % 7) * 8  # ~450 KB in all
+        pieces.append(memoryview(piece) if index % 2 else piece)
+    expected = b"".join(pieces)
+    reader, writer = os.pipe()
+    os.set_blocking(writer, False)  # short writes and EAGAIN, as a CI runner's pipe may give
+    received: list[bytes] = []
+
+    def drain() -> None:
+        while chunk := os.read(reader, 4096):
+            received.append(chunk)
+            time.sleep(0.0005)
+
+    thread = threading.Thread(target=drain)
+    thread.start()
+    try:
+        assert Sink(writer).write_pieces(pieces) is True
+    finally:
+        os.close(writer)
+        thread.join(timeout=10)
+        os.close(reader)
+    assert b"".join(received) == expected

@@ -7,12 +7,12 @@ the top; each subcommand module imports what it needs when it runs.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Sequence
 
 from tollgate import __version__
-from tollgate._cli import _audit, _creds, _mask, _redact, _run, _token, _trust
 from tollgate.errors import ExitCode
 
 _EPILOG = """\
@@ -29,10 +29,32 @@ environment:
   TOLLGATE_PLATFORM   default for --platform
 """
 
-_COMMANDS = (_audit, _creds, _mask, _redact, _run, _token, _trust)
+_COMMANDS = ("audit", "creds", "mask", "redact", "run", "token", "trust")
+"""Subcommands, each registered by ``tollgate._cli._<name>.register``."""
+
+PLATFORM_CHOICES = ("auto", "github", "gitlab", "local")
 
 
-def _parser() -> argparse.ArgumentParser:
+def _command_named(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` runs, when that is plain without parsing, else ``None``.
+
+    A CI step pays for every parser it builds: with the command known, only its parser is
+    made and only its module imported. Anything unusual (an abbreviated option, an unknown
+    word, no command) gets the full parser, and so argparse's usual help and errors.
+    """
+    args = iter(argv)
+    for arg in args:
+        if arg == "--platform":
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg if arg in _COMMANDS else None
+        elif arg not in ("-v", "-vv", "--verbose") and not arg.startswith("--platform="):
+            return None
+    return None
+
+
+def _parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The CLI's parser, with every subcommand or ``only`` the one named."""
     # Options every subcommand accepts, also after the subcommand's name. SUPPRESS keeps a
     # subparser from overwriting a value given before the subcommand.
     common = argparse.ArgumentParser(add_help=False)
@@ -45,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     common.add_argument(
         "--platform",
-        choices=("auto", "github", "gitlab", "local"),
+        choices=PLATFORM_CHOICES,
         default=argparse.SUPPRESS,
         help="the CI system to act for (default: detected from GITHUB_ACTIONS / GITLAB_CI)",
     )
@@ -59,15 +81,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}")
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in _COMMANDS:
-        command.register(subcommands, common)
+    for name in _COMMANDS if only is None else (only,):
+        module = importlib.import_module(f"tollgate._cli._{name}")
+        module.register(subcommands, common)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit status."""
-    parser = _parser()
-    args = parser.parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    args = _parser(_command_named(arguments)).parse_args(arguments)
     # Defaults are filled in here, not with set_defaults(): the parent parser's actions are
     # shared by every subparser, and a default set on one would apply to all.
     args.verbose = getattr(args, "verbose", 0)

@@ -2,7 +2,9 @@
 
 :func:`get_platform` picks the implementation of :class:`~tollgate.ci.interface.Platform`;
 the small validators below are shared by the three implementations. Importing this package
-is cheap: the implementations (and ``requests``) load only when a platform is asked for.
+is cheap, since ``tollgate redact`` imports it on every CI step just to :func:`detect` the
+platform: the interface loads on first use of its names, the implementations (and
+``requests``) only when a platform is asked for.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from tollgate.ci.interface import Annotation, AnnotationLevel, Platform
 from tollgate.errors import UsageError
+
+if TYPE_CHECKING:
+    from tollgate.ci.interface import Annotation, AnnotationLevel, Platform, PlatformOptions
 
 __all__ = [
     "PLATFORM_NAMES",
@@ -28,28 +32,20 @@ __all__ = [
 PLATFORM_NAMES = ("github", "gitlab", "local")
 """The names :func:`get_platform` accepts, besides ``auto``."""
 
+_INTERFACE_NAMES = frozenset(("Annotation", "AnnotationLevel", "Platform", "PlatformOptions"))
 _OUTPUT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _BASE64URL_PART = r"[A-Za-z0-9_-]+=*"
 _JWT = re.compile(rf"{_BASE64URL_PART}\.{_BASE64URL_PART}\.{_BASE64URL_PART}\Z")
 
 
-@dataclass(frozen=True)
-class PlatformOptions:
-    """Where a platform finds its token and puts the files it writes (all optional)."""
+def __getattr__(name: str) -> Any:
+    """The interface's names, loaded on first use (PEP 562)."""
+    if name in _INTERFACE_NAMES:
+        from tollgate.ci import interface
 
-    token_file: str | os.PathLike[str] | None = None
-    """Read the OIDC token from this file (GitLab, local)."""
-    token_env: str | None = None
-    """Name of the environment variable holding the OIDC token (GitLab, local)."""
-    dotenv_path: str | os.PathLike[str] | None = None
-    """GitLab dotenv report for outputs (default ``tollgate.env``)."""
-    summary_path: str | os.PathLike[str] | None = None
-    """Markdown summary file off GitHub (default ``tollgate-summary.md``)."""
-
-    def __post_init__(self) -> None:
-        if self.token_env is not None:
-            validate_env_name(self.token_env)
+        return getattr(interface, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def detect(environ: Mapping[str, str] | None = None) -> str:
@@ -70,6 +66,8 @@ def get_platform(
 ) -> Platform:
     """The platform called ``name`` (``None`` or ``auto``: the one we are running on)."""
     chosen = detect(environ) if name in (None, "auto") else name
+    from tollgate.ci.interface import PlatformOptions
+
     opts = options or PlatformOptions()
     if chosen == "github":
         from tollgate.ci.github import GitHubPlatform

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import enum
+import os
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -37,6 +38,26 @@ class Annotation:
     end_line: int | None = None
     end_column: int | None = None
     title: str | None = None
+
+
+@dataclass(frozen=True)
+class PlatformOptions:
+    """Where a platform finds its token and puts the files it writes (all optional)."""
+
+    token_file: str | os.PathLike[str] | None = None
+    """Read the OIDC token from this file (GitLab, local)."""
+    token_env: str | None = None
+    """Name of the environment variable holding the OIDC token (GitLab, local)."""
+    dotenv_path: str | os.PathLike[str] | None = None
+    """GitLab dotenv report for outputs (default ``tollgate.env``)."""
+    summary_path: str | os.PathLike[str] | None = None
+    """Markdown summary file off GitHub (default ``tollgate-summary.md``)."""
+
+    def __post_init__(self) -> None:
+        if self.token_env is not None:
+            from tollgate.ci import validate_env_name
+
+            validate_env_name(self.token_env)
 
 
 class Platform(abc.ABC):

@@ -48,17 +48,20 @@ class Sink:
         target.flush()
         self._fd = fd
 
-    def write(self, data: bytes) -> bool:
+    def write(self, data: bytes | memoryview) -> bool:
         """Write all of ``data``; ``False`` once the reader has gone (EPIPE), quietly."""
+        return self.write_pieces([data])
+
+    def write_pieces(self, pieces: list[bytes | memoryview]) -> bool:
+        """Write ``pieces`` one after another (one ``writev``, no joining); as :meth:`write`."""
         if self.broken:
             return False
-        if not data:
-            return True
         try:
             if self._fd is not None:
-                _write_all(self._fd, data)
+                _writev_all(self._fd, pieces)
             elif self._file is not None:
-                self._file.write(data)
+                for piece in pieces:
+                    self._file.write(piece)
                 self._file.flush()
         except BrokenPipeError:
             _logger.debug("the reader of %s has gone; discarding the rest", self.name)
@@ -67,17 +70,27 @@ class Sink:
         return True
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    """``os.write`` until all of ``data`` is out (short writes, non-blocking descriptors)."""
-    view = memoryview(data)
-    while view:
+_IOV_MAX = 1024
+"""Pieces per ``writev`` call (POSIX's minimum IOV_MAX is 16, Linux's is 1024)."""
+
+
+def _writev_all(fd: int, pieces: list[bytes | memoryview]) -> None:
+    """``os.writev`` until every piece is out (short writes, non-blocking descriptors)."""
+    views = [memoryview(piece) for piece in pieces if len(piece)]
+    first = 0
+    while first < len(views):
         try:
-            written = os.write(fd, view)
+            written = os.writev(fd, views[first : first + _IOV_MAX])
         except BlockingIOError:
             # Someone left our stdout non-blocking (it happens in CI): wait, don't fail.
             select.select([], [fd], [])
             continue
-        view = view[written:]
+        # Drop what went out whole; trim the piece the write stopped in.
+        while first < len(views) and written >= len(views[first]):
+            written -= len(views[first])
+            first += 1
+        if written:
+            views[first] = views[first][written:]
 
 
 def _read_some(fd: int) -> bytes:
@@ -102,10 +115,20 @@ def filter_stream(src_fd: int, dst: BinaryIO | int, secrets: SecretSet, replacem
 
 def copy_stream(src_fd: int, sink: Sink, redactor: StreamRedactor | None) -> bool:
     """:func:`filter_stream` with a redactor of the caller's (``None``: no redaction)."""
+    if redactor is None:
+        while data := _read_some(src_fd):
+            if not sink.write(data):
+                return False
+        return True
     while True:
-        data = _read_some(src_fd)
-        if not data:
+        try:
+            released = redactor.read_from(src_fd, READ_SIZE)
+        except BlockingIOError:
+            # An inherited non-blocking stdin: wait for data instead of failing.
+            select.select([src_fd], [], [])
+            continue
+        if released is None:
             break
-        if not sink.write(redactor.feed(data) if redactor is not None else data):
+        if not sink.write_pieces(released):
             return False
-    return sink.write(redactor.flush()) if redactor is not None else True
+    return sink.write(redactor.flush())
