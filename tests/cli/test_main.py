@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -80,7 +81,12 @@ def test_commands_import_no_http_yaml_schema_or_cloud_sdk(argv: list[str]) -> No
         "    runpy.run_module('tollgate', run_name='__main__')\n"
         "except SystemExit:\n"
         "    pass\n"
-        "heavy = {'requests', 'urllib3', 'yaml', 'jsonschema', 'botocore', 'boto3', 'http.client'}\n"
+        "heavy = {'requests', 'urllib3', 'yaml', 'jsonschema', 'botocore', 'boto3', 'http.client',\n"
+        "         'shutil'}\n"  # argparse's help formatter imports it: see tollgate._cli._help
+        # A named command builds only its own parser, and the platform is detected
+        # without loading the CI interface.
+        "if sys.argv[1] != '--version':\n"
+        "    heavy |= {'tollgate._cli._audit', 'tollgate._cli._creds', 'tollgate.ci.interface'}\n"
         "print(sorted(heavy & set(sys.modules)), file=sys.stderr)\n"
     )
     result = subprocess.run(
@@ -91,6 +97,55 @@ def test_commands_import_no_http_yaml_schema_or_cloud_sdk(argv: list[str]) -> No
         check=False,
     )
     assert result.stderr.decode().strip().splitlines()[-1] == "[]", result.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["redact"], "redact"),
+        (["-v", "--platform", "gitlab", "redact", "--secret", "x"], "redact"),
+        (["--platform=local", "-vv", "run", "--", "echo"], "run"),
+        (["--verbose", "audit", "."], "audit"),
+        # Anything argparse might read otherwise gets the full parser.
+        (["--plat", "gitlab", "redact"], None),
+        (["-vvv", "redact"], None),
+        (["--help"], None),
+        (["frobnicate"], None),
+        ([], None),
+    ],
+)
+def test_the_named_command_is_found_without_parsing(argv: list[str], expected: str | None) -> None:
+    from tollgate._cli import _command_named
+
+    assert _command_named(argv) == expected
+
+
+def test_options_before_the_command_still_apply() -> None:
+    result = tollgate(
+        "--platform",
+        "gitlab",
+        "redact",
+        "--secret-env",
+        "S",
+        env={"S": "before-cmd-1"},
+        stdin=b"a before-cmd-1 b\n",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"a [MASKED] b\n"
+    verbose = tollgate("-v", "redact", "--secret-env", "TOLLGATE_TEST_UNSET_VARIABLE")
+    assert verbose.returncode == 2
+    assert b"Traceback" in verbose.stderr
+    abbreviated = tollgate(
+        "--plat", "gitlab", "redact", "--secret", "abbrev-value", stdin=b"abbrev-value"
+    )
+    assert abbreviated.stdout == b"[MASKED]"
+
+
+def test_subcommand_help_is_the_subcommands() -> None:
+    result = tollgate("redact", "--help")
+    assert result.returncode == 0
+    assert result.stdout.decode().startswith("usage: tollgate redact")
+    assert "--secret-env" in result.stdout.decode()
 
 
 def test_bundled_audit_examples_from_the_readme() -> None:
@@ -120,3 +175,23 @@ def test_secret_env_globs_name_every_matching_variable() -> None:
     missing = tollgate("redact", "--secret-env", "NO_SUCH_*", stdin=log)
     assert missing.returncode == 2
     assert b"no environment variable matches 'NO_SUCH_*'" in missing.stderr
+
+
+def test_help_width_follows_columns_as_shutil_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tollgate._cli._help import terminal_columns
+
+    monkeypatch.setenv("COLUMNS", "57")
+    assert terminal_columns() == 57
+    monkeypatch.setenv("COLUMNS", "wide")
+    monkeypatch.setattr("os.get_terminal_size", lambda fd: os.terminal_size((91, 20)))
+    assert terminal_columns() == 91
+
+    def no_terminal(fd: int) -> os.terminal_size:
+        raise OSError("not a terminal")
+
+    monkeypatch.setattr("os.get_terminal_size", no_terminal)
+    assert terminal_columns() == 80
+    narrow = tollgate("redact", "--help", env={"COLUMNS": "50"}).stdout.decode()
+    wide = tollgate("redact", "--help", env={"COLUMNS": "200"}).stdout.decode()
+    assert len(narrow.splitlines()) > len(wide.splitlines())
+    assert max(len(line) for line in wide.splitlines()) > 100

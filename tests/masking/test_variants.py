@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tollgate.masking.secrets import SecretSet
-from tollgate.masking.variants import _PLAIN, MIN_FRAGMENT_LENGTH, _text_forms, secret_variants
+from tollgate.masking.variants import MIN_FRAGMENT_LENGTH, _text_forms, is_plain, secret_variants
 
 # actions/runner src/Test/L0/HostContextL0.cs, DefaultSecretMaskers: the secrets ...
 RUNNER_SECRETS = [
@@ -163,10 +163,10 @@ def test_bytes_and_undecodable_values_round_trip() -> None:
 
 @given(st.text())
 def test_plain_values_are_their_own_only_text_form(value: str) -> None:
-    # secret_variants() skips the text encoders for values _PLAIN matches: sound only if
-    # every encoder leaves such a value as it is (and _PLAIN is exactly those values).
+    # secret_variants() skips the text encoders for plain values: sound only if every
+    # encoder leaves such a value as it is (and is_plain() finds exactly those values).
     forms = set(_text_forms(value))
-    if _PLAIN.match(value):
+    if is_plain(value):
         assert forms == {value}
     else:
         assert len(forms) > 1

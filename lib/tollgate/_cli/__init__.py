@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from tollgate import __version__
+from tollgate._cli._help import Parser, RawDescriptionHelpFormatter
 from tollgate.errors import ExitCode
 
 _EPILOG = """\
@@ -57,7 +58,7 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
     """The CLI's parser, with every subcommand or ``only`` the one named."""
     # Options every subcommand accepts, also after the subcommand's name. SUPPRESS keeps a
     # subparser from overwriting a value given before the subcommand.
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     common.add_argument(
         "-v",
         "--verbose",
@@ -72,11 +73,11 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
         help="the CI system to act for (default: detected from GITHUB_ACTIONS / GITLAB_CI)",
     )
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="tollgate",
         description="Security plugin pack for GitHub Actions and GitLab CI.",
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=RawDescriptionHelpFormatter,
         parents=[common],
     )
     parser.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}")

@@ -7,6 +7,8 @@ import os
 import sys
 from typing import TYPE_CHECKING, TextIO
 
+from tollgate._cli._help import RawDescriptionHelpFormatter
+
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
@@ -51,7 +53,7 @@ def register(
         help="audit GitHub Actions workflows and actions for what an attacker could use",
         description=_DESCRIPTION,
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=RawDescriptionHelpFormatter,
     )
     parser.add_argument("paths", nargs="*", default=["."], metavar="PATH")
     output = parser.add_argument_group("output")

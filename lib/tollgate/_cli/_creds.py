@@ -12,6 +12,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from tollgate._cli import _creds_aws, _creds_azure, _creds_gcp, _creds_vault
+from tollgate._cli._help import RawDescriptionHelpFormatter
 
 if TYPE_CHECKING:
     from tollgate._http import HttpPolicy
@@ -45,7 +46,7 @@ def register(
             help=module.SUMMARY,
             description=module.DESCRIPTION,
             epilog=module.EPILOG,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            formatter_class=RawDescriptionHelpFormatter,
         )
         provider.set_defaults(handler=module.main)
         module.add_arguments(provider)

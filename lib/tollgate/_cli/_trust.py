@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from tollgate._cli._help import RawDescriptionHelpFormatter
+
 if TYPE_CHECKING:
     from tollgate.credentials.trust import LintResult
     from tollgate.credentials.trust.findings import Severity
@@ -66,7 +68,7 @@ def _register_lint(
             "GitHub or GitLab never issue, and case-sensitivity traps."
         ),
         epilog=_LINT_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=RawDescriptionHelpFormatter,
     )
     lint.add_argument("files", nargs="+", metavar="FILE", help="the file to check ('-': stdin)")
     lint.add_argument("--cloud", choices=("auto", *_CLOUDS), default="auto")

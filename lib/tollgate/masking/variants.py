@@ -33,13 +33,13 @@ DEFAULT_MIN_LENGTH = 4
 MIN_FRAGMENT_LENGTH = 8
 """Base64 fragments (forms that are not a whole encoding) must be at least this long."""
 
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_LINE_BREAK = r"\r\n|\r|\n"  # compiled by re on first use: most values have no line break
 # Characters `printf %q` escapes with a backslash in bash.
 _SHELL_SPECIAL = frozenset(" \t!\"#$&'()*,;<>?[\\]^`{|}~")
 # A value made only of these characters is its own JSON, URI, XML and shell escape: its only
 # text form is itself. Most tokens and keys are (and skipping the encoders is most of the
 # start-up cost of `tollgate redact` with many secrets).
-_PLAIN = re.compile(r"[A-Za-z0-9._-]*\Z")
+_PLAIN = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
@@ -66,7 +66,7 @@ def secret_variants(value: str | bytes, min_length: int = DEFAULT_MIN_LENGTH) ->
     found: set[bytes] = set()
     for part in _parts(text):
         raw = _to_bytes(part)
-        if _PLAIN.match(part):
+        if is_plain(part):
             found.add(raw)
         else:
             found.update(_to_bytes(form) for form in _text_forms(part))
@@ -78,6 +78,11 @@ def secret_variants(value: str | bytes, min_length: int = DEFAULT_MIN_LENGTH) ->
     return Variants(patterns=kept, too_short=len(found) - len(kept))
 
 
+def is_plain(value: str) -> bool:
+    """Whether ``value`` is made only of characters no text encoding changes (see _PLAIN)."""
+    return not value.strip(_PLAIN)
+
+
 def _to_bytes(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
@@ -85,11 +90,11 @@ def _to_bytes(text: str) -> bytes:
 def _parts(text: str) -> Iterator[str]:
     """The value, then each non-empty trimmed line (the runner masks lines separately)."""
     yield text
-    if _LINE_BREAK.search(text):
+    if "\n" in text or "\r" in text:
         stripped = text.strip()
         if stripped != text:
             yield stripped
-        for line in _LINE_BREAK.split(text):
+        for line in re.split(_LINE_BREAK, text):
             line = line.strip()
             if line:
                 yield line
