@@ -63,17 +63,24 @@ def secret_variants(value: str | bytes, min_length: int = DEFAULT_MIN_LENGTH) ->
     carrying surrogate escapes (undecodable bytes from the environment) round-trips exactly.
     """
     text = value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
-    found: set[bytes] = set()
-    for part in _parts(text):
-        raw = _to_bytes(part)
-        if is_plain(part):
-            found.add(raw)
-        else:
+    if is_plain(text):
+        # The common case (tokens, keys), kept lean: it runs for every secret at start-up.
+        raw = text.encode("ascii")
+        forms = _base64_forms(raw)
+        forms.append(raw)
+        forms += [f for f in _base64_fragments(raw) if len(f) >= MIN_FRAGMENT_LENGTH]
+        found = set(forms)
+    else:
+        found = set()
+        for part in _parts(text):
+            raw = _to_bytes(part)
             found.update(_to_bytes(form) for form in _text_forms(part))
-        found.update(_base64_forms(raw))
-        found.update(f for f in _base64_fragments(raw) if len(f) >= MIN_FRAGMENT_LENGTH)
+            found.update(_base64_forms(raw))
+            found.update(f for f in _base64_fragments(raw) if len(f) >= MIN_FRAGMENT_LENGTH)
     found.discard(b"")
     floor = max(min_length, 1)
+    if min(map(len, found), default=floor) >= floor:
+        return Variants(patterns=frozenset(found), too_short=0)
     kept = frozenset(p for p in found if len(p) >= floor)
     return Variants(patterns=kept, too_short=len(found) - len(kept))
 
