@@ -69,8 +69,10 @@ def env_names(pattern: str) -> list[str]:
     if not any(c in pattern for c in "*?["):
         return [pattern]
     import fnmatch
+    import re
 
-    names = sorted(name for name in os.environ if fnmatch.fnmatchcase(name, pattern))
+    matches = re.compile(fnmatch.translate(pattern)).match  # compiled once, case-sensitive
+    names = sorted(name for name in os.environ if matches(name))
     if not names:
         raise UsageError(
             f"no environment variable matches {pattern!r}",
