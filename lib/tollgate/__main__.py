@@ -1,7 +1,5 @@
 """``python -m tollgate``."""
 
-import sys
+from tollgate._cli import entry
 
-from tollgate._cli import main
-
-sys.exit(main())
+entry()

@@ -75,17 +75,17 @@ def test_bundled_example_from_the_readme() -> None:
 def test_commands_import_no_http_yaml_schema_or_cloud_sdk(argv: list[str]) -> None:
     # Start-up is paid by every CI step: these commands must not load heavy modules.
     probe = (
-        "import sys, runpy\n"
-        f"sys.argv = ['tollgate', *{argv!r}]\n"
+        "import sys\n"
+        "from tollgate._cli import main\n"  # entry() would end the process before the check
         "try:\n"
-        "    runpy.run_module('tollgate', run_name='__main__')\n"
+        f"    main({argv!r})\n"
         "except SystemExit:\n"
         "    pass\n"
         "heavy = {'requests', 'urllib3', 'yaml', 'jsonschema', 'botocore', 'boto3', 'http.client',\n"
         "         'shutil'}\n"  # argparse's help formatter imports it: see tollgate._cli._help
         # A named command builds only its own parser, and the platform is detected
         # without loading the CI interface.
-        "if sys.argv[1] != '--version':\n"
+        f"if {argv[0]!r} != '--version':\n"
         "    heavy |= {'tollgate._cli._audit', 'tollgate._cli._creds', 'tollgate.ci.interface'}\n"
         "print(sorted(heavy & set(sys.modules)), file=sys.stderr)\n"
     )
@@ -195,3 +195,32 @@ def test_help_width_follows_columns_as_shutil_does(monkeypatch: pytest.MonkeyPat
     wide = tollgate("redact", "--help", env={"COLUMNS": "200"}).stdout.decode()
     assert len(narrow.splitlines()) > len(wide.splitlines())
     assert max(len(line) for line in wide.splitlines()) > 100
+
+
+@pytest.mark.parametrize(
+    ("command", "torn_down"),
+    [(["redact", "--secret-env", "S"], False), (["mask", "--env", "S"], True)],
+)
+def test_entry_skips_teardown_only_where_a_command_allows(
+    command: list[str], torn_down: bool
+) -> None:
+    # redact and run exit with os._exit once their streams are flushed; other commands
+    # (which may hold temporary files or sessions) exit normally, running atexit hooks.
+    probe = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: sys.stderr.write('atexit ran\\n'))\n"
+        f"sys.argv = ['tollgate', *{command!r}]\n"
+        "print('buffered, not yet flushed', end='')\n"
+        "from tollgate._cli import entry\n"
+        "entry()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        input=b"some input\n",
+        capture_output=True,
+        env=clean_env({"S": "teardown-secret-1"}),
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(b"buffered, not yet flushed")  # flushed before exiting
+    assert (b"atexit ran" in result.stderr) is torn_down

@@ -30,7 +30,8 @@ def register(
         help="what a secret becomes (default *** ; [MASKED] on GitLab, as gitlab-runner)",
     )
     parser.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS...]")
-    parser.set_defaults(handler=main)
+    # Nothing to clean up at exit (see tollgate._cli.entry).
+    parser.set_defaults(handler=main, skip_teardown=True)
 
 
 def main(args: argparse.Namespace) -> int:
