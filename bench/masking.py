@@ -11,7 +11,7 @@ For 1, 100 and 1,000 secrets (every variant of each registered), it prints MB/s 
 and checks that the redacted output holds no secret and the expected number of masks.
 Goal (issue #2): redact >= 300 MB/s end to end at 1,000 secrets.
 
-Usage: python bench/masking.py [--mib 64] [--repeat 3]
+Usage: python bench/masking.py [--mib 64] [--repeat 5] [--secrets 1 100 1000]
 """
 
 from __future__ import annotations
@@ -149,6 +149,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mib", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--secrets", type=int, nargs="+", default=[1, 100, 1000], help="secret counts to run"
+    )
     args = parser.parse_args()
     tollgate = shutil.which("tollgate") or sys.exit("tollgate is not on PATH: pip install -e .")
     size = args.mib * 1024 * 1024
@@ -166,7 +169,7 @@ def main() -> None:
         f"{'setup':>7} {'stream':>7} {'matcher':>9} {'build':>7} {'peak RSS':>9}  check"
     )
     with tempfile.TemporaryDirectory() as tmp:
-        for count in (1, 100, 1000):
+        for count in args.secrets:
             secrets = make_secrets(count, rng)
             log = os.path.join(tmp, f"log{count}")
             make_log(log, size, secrets, rng)
