@@ -210,3 +210,24 @@ def test_split_scan_of_a_large_buffer_finds_every_plant() -> None:
     assert found == sorted(set(serial.find(haystack)))
     assert (middle - 3, middle - 3 + len(patterns[0])) in found
     assert redact_all(split, haystack, b"*") == redact_all(RegexMatcher(patterns), haystack, b"*")
+
+
+def test_anchors_start_at_the_byte_rarest_in_logs() -> None:
+    from tollgate.masking.matcher import anchor_offset
+
+    assert anchor_offset(b"eeeeQeee") == 4  # a capital is rarer in logs than any lower-case
+    assert anchor_offset(b"e e e e ") == 0  # ties: the first
+    assert anchor_offset(b"eta%") == 0  # no room to move: a head no longer than an anchor
+    assert anchor_offset(b"the\x00ok!!") == 3  # an unlisted byte counts as rarest of all
+    assert anchor_offset(b"the log\x00") == 4  # the window must fit: \x00 is out of reach
+
+
+def test_a_pattern_anchored_inside_is_found_whole_and_only_whole() -> None:
+    # The anchor of b"aaaaQaaaZ" is "Qaaa", four bytes in: a hit there means the pattern
+    # would start four bytes earlier, which must be inside the data and must match.
+    matcher = AhoCorasickMatcher([b"aaaaQaaaZ"])
+    assert matcher.find(b"QaaaZ") == []  # would start before the data
+    assert matcher.find(b"xaaaaQaaaZ") == [(1, 10)]
+    assert matcher.find(b"xbaaaQaaaZ") == []  # the anchor, but not the pattern
+    assert matcher.find(b"aaaaQaaa") == []  # cut short by the end
+    assert redact_all(matcher, b"aaaaQaaaZaaaaQaaaZ!", b"*") == b"*!"

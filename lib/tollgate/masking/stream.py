@@ -16,8 +16,12 @@ from tollgate.masking.secrets import SecretSet
 
 _logger = logging.getLogger(__name__)
 
-READ_SIZE = 1 << 20
-"""Bytes asked for per read: a read returns what is there at once, up to this much."""
+READ_SIZE = 1 << 22
+"""Bytes asked for per read: a read returns what is there at once, up to this much.
+
+4 MiB rather than 1: a large read is scanned as two halves on two cores, and the hand-over
+costs the same whatever the size (1,000 secrets: 650 MB/s in 1 MiB pieces, 730 in 4 MiB).
+The buffer is a mapping whose pages are only touched as far as reads fill it."""
 
 PIPE_SIZE = 1 << 20
 """Capacity asked for a pipe we read (Linux; 1 MiB is the unprivileged limit)."""
