@@ -55,8 +55,17 @@ def _command_named(argv: Sequence[str]) -> str | None:
     return None
 
 
-def _parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The CLI's parser, with every subcommand or ``only`` the one named."""
+def _commands_needed(argv: Sequence[str]) -> Sequence[str]:
+    """The subcommands whose parsers ``argv`` needs: the one it names, or none for a bare
+    ``--version`` (argparse prints it and exits before looking for a command), or all."""
+    if list(argv) in (["--version"], ["-V"]):
+        return ()
+    named = _command_named(argv)
+    return _COMMANDS if named is None else (named,)
+
+
+def _parser(commands: Sequence[str] = _COMMANDS) -> argparse.ArgumentParser:
+    """The CLI's parser, with the subcommands named (by default all)."""
     # Options every subcommand accepts, also after the subcommand's name. SUPPRESS keeps a
     # subparser from overwriting a value given before the subcommand.
     common = Parser(add_help=False)
@@ -83,7 +92,7 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}")
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in _COMMANDS if only is None else (only,):
+    for name in commands:
         module = importlib.import_module(f"tollgate._cli._{name}")
         module.register(subcommands, common)
     return parser
@@ -115,7 +124,7 @@ def entry() -> NoReturn:
 def _run(argv: Sequence[str] | None) -> tuple[int, bool]:
     """The exit status, and whether the command allows skipping the interpreter's teardown."""
     arguments = sys.argv[1:] if argv is None else list(argv)
-    args = _parser(_command_named(arguments)).parse_args(arguments)
+    args = _parser(_commands_needed(arguments)).parse_args(arguments)
     skip_teardown = bool(getattr(args, "skip_teardown", False))
     # Defaults are filled in here, not with set_defaults(): the parent parser's actions are
     # shared by every subparser, and a default set on one would apply to all.
