@@ -231,3 +231,15 @@ def test_a_pattern_anchored_inside_is_found_whole_and_only_whole() -> None:
     assert matcher.find(b"xbaaaQaaaZ") == []  # the anchor, but not the pattern
     assert matcher.find(b"aaaaQaaa") == []  # cut short by the end
     assert redact_all(matcher, b"aaaaQaaaZaaaaQaaaZ!", b"*") == b"*!"
+
+
+def test_an_error_in_the_worker_reaches_the_caller() -> None:
+    from tollgate.masking.matcher import _worker
+
+    def fail() -> int:
+        raise ValueError("from the worker")
+
+    result = _worker().start(fail)
+    with pytest.raises(ValueError, match="from the worker"):
+        result()
+    assert _worker().start(lambda: 41 + 1)() == 42  # and the worker goes on

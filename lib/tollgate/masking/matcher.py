@@ -12,13 +12,11 @@ from __future__ import annotations
 import bisect
 import logging
 import os
+import queue
 import re
 import threading
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Protocol, TypeAlias
-
-if TYPE_CHECKING:
-    from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol, TypeAlias, TypeVar, cast
 
 _logger = logging.getLogger(__name__)
 
@@ -67,19 +65,54 @@ PARALLEL_THRESHOLD = 256 * 1024
 """Haystacks at least this long are scanned as two halves on two cores."""
 
 _CPUS = os.cpu_count() or 1
-_EXECUTOR: ThreadPoolExecutor | None = None
-_EXECUTOR_LOCK = threading.Lock()
+_T = TypeVar("_T")
 
 
-def _executor() -> ThreadPoolExecutor:
-    """One worker thread for the second half of large scans, made on first use."""
-    global _EXECUTOR
-    with _EXECUTOR_LOCK:
-        if _EXECUTOR is None:
-            from concurrent.futures import ThreadPoolExecutor
+class _Worker:
+    """One daemon thread that runs the jobs handed to it: the second halves of large scans.
 
-            _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tollgate-match")
-        return _EXECUTOR
+    Not a ThreadPoolExecutor: importing concurrent.futures and starting its pool cost 5 ms
+    of a masking step, and its threads are joined at exit, where a daemon is not.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], object], queue.SimpleQueue[Any]]]
+        self._jobs = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name="tollgate-match", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            job, reply = self._jobs.get()
+            try:
+                reply.put((True, job()))
+            except BaseException as error:  # handed to the caller, who raises it
+                reply.put((False, error))
+
+    def start(self, job: Callable[[], _T]) -> Callable[[], _T]:
+        """Run ``job`` on the worker; return a function that waits for its result."""
+        reply: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
+        self._jobs.put((job, reply))
+
+        def result() -> _T:
+            done, value = reply.get()
+            if done:
+                return cast("_T", value)
+            raise value
+
+        return result
+
+
+_WORKER: _Worker | None = None
+_WORKER_LOCK = threading.Lock()
+
+
+def _worker() -> _Worker:
+    """The worker thread, started on first use."""
+    global _WORKER
+    with _WORKER_LOCK:
+        if _WORKER is None:
+            _WORKER = _Worker()
+        return _WORKER
 
 
 Haystack: TypeAlias = "bytes | memoryview"
@@ -131,6 +164,14 @@ class _PrefixIndex:
         if self._sorted_list is None:
             self._sorted_list = sorted(self._patterns)
         return self._sorted_list
+
+    def extending(self, prefix: bytes) -> list[bytes]:
+        """Every pattern that starts with ``prefix`` (a contiguous run of the sorted list)."""
+        ordered = self._sorted
+        start = end = bisect.bisect_left(ordered, prefix)
+        while end < len(ordered) and ordered[end].startswith(prefix):
+            end += 1
+        return ordered[start:end]
 
     def partial_start(self, haystack: Haystack) -> int:
         # Only the last max_length - 1 bytes can start a partial match: work on a copy of
@@ -186,7 +227,7 @@ class AhoCorasickMatcher:
         # per pattern is built up front: in a fresh process that cost more than the DFA, and
         # most logs hit no anchor.
         self._candidates: dict[int, tuple[tuple[int, tuple[int, ...]], ...]] = {}
-        self._by_anchor: dict[bytes, tuple[tuple[int, tuple[int, ...]], ...]] | None = None
+        self._heads_by_anchor: dict[bytes, list[bytes]] | None = None
         self._automaton = ahocorasick_rs.BytesAhoCorasick(
             self._anchors, implementation=ahocorasick_rs.Implementation.DFA
         )
@@ -210,14 +251,14 @@ class AhoCorasickMatcher:
         """
         middle = len(haystack) // 2
         view = memoryview(haystack)
-        second = _executor().submit(
-            self._automaton.find_matches_as_indexes, view[middle:], overlapping=True
+        second = _worker().start(
+            lambda: self._automaton.find_matches_as_indexes(view[middle:], overlapping=True)
         )
         first = self._automaton.find_matches_as_indexes(
             view[: middle + ANCHOR_LENGTH - 1], overlapping=True
         )
         hits = [hit for hit in first if hit[1] < middle]
-        hits.extend((index, start + middle, end + middle) for index, start, end in second.result())
+        hits.extend((index, start + middle, end + middle) for index, start, end in second())
         return hits
 
     def _confirm(
@@ -243,21 +284,22 @@ class AhoCorasickMatcher:
         return found
 
     def _candidates_of(self, index: int) -> tuple[tuple[int, tuple[int, ...]], ...]:
-        if self._by_anchor is None:
-            by_anchor: dict[bytes, dict[int, set[int]]] = {}
-            for pattern in self._patterns:
-                head = pattern[:HEAD_LENGTH]
-                k = self._offsets[head]
-                lengths = by_anchor.setdefault(head[k : k + ANCHOR_LENGTH], {})
-                lengths.setdefault(k, set()).add(len(pattern))
-            self._by_anchor = {
-                anchor: tuple(
-                    (k, tuple(sorted(lengths, reverse=True)))
-                    for k, lengths in sorted(by_offset.items())
-                )
-                for anchor, by_offset in by_anchor.items()
-            }
-        result = self._candidates[index] = self._by_anchor[self._anchors[index]]
+        if self._heads_by_anchor is None:
+            heads_by_anchor: dict[bytes, list[bytes]] = {}
+            for head, k in self._offsets.items():
+                heads_by_anchor.setdefault(head[k : k + ANCHOR_LENGTH], []).append(head)
+            self._heads_by_anchor = heads_by_anchor
+        by_offset: dict[int, set[int]] = {}
+        for head in self._heads_by_anchor[self._anchors[index]]:
+            lengths = by_offset.setdefault(self._offsets[head], set())
+            if len(head) < HEAD_LENGTH:
+                lengths.add(len(head))  # a short pattern is its own head
+            else:
+                # The patterns behind a head are a run of the sorted patterns.
+                lengths.update(map(len, self._prefixes.extending(head)))
+        result = self._candidates[index] = tuple(
+            (k, tuple(sorted(lengths, reverse=True))) for k, lengths in sorted(by_offset.items())
+        )
         return result
 
     def partial_start(self, haystack: Haystack) -> int:
