@@ -486,7 +486,7 @@ def test_only_the_exchange_imports_botocore(
             ["--role-arn", ROLE, "--chain-role-arn", TARGET_ROLE, "--duration", "7200"],
             "at most 3600",
         ),
-        (["--role-arn", ROLE, "--secret", "no-equals-sign"], "cannot read the secret reference"),
+        (["--role-arn", ROLE, "--secret", "X=#key"], "cannot read the secret reference"),
         (
             ["--role-arn", ROLE, "--secret", "A=x", "--output", "credential-process"],
             "cannot carry other secrets",
@@ -804,7 +804,16 @@ def test_secret_references() -> None:
     arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db=x-AbCdEf"
     assert SecretRef.parse(f"DB={arn}#pass:word") == SecretRef("DB", arn, "pass:word")
     assert SecretRef.parse("TOKEN=prod/api") == SecretRef("TOKEN", "prod/api", None)
-    for bad in ("prod/api", "1X=prod/api", "X=", "X=prod#"):
+    # The other providers' form, with or without a name.
+    assert SecretRef.parse(f"{arn}#pass:word | DB") == SecretRef("DB", arn, "pass:word")
+    assert SecretRef.parse(" prod/api|TOKEN ") == SecretRef("TOKEN", "prod/api", None)
+    assert SecretRef.parse("prod/db#password") == SecretRef(
+        "PROD_DB_PASSWORD", "prod/db", "password"
+    )
+    assert SecretRef.parse(arn).name == "PROD_DB_X_ABCDEF"
+    # A name that is not a variable name is not the NAME= form: the whole is a secret id.
+    assert SecretRef.parse("1X=prod/api") == SecretRef("_1X_PROD_API", "1X=prod/api", None)
+    for bad in ("X=", "X=prod#", "prod | ", " | NAME", "prod/api | 1BAD", "#key"):
         with pytest.raises(UsageError):
             SecretRef.parse(bad)
 

@@ -25,8 +25,8 @@ examples:
   tollgate creds aws --role-arn ARN1 --region eu-west-1 --profile build
   tollgate creds aws --role-arn ARN2 --region eu-west-1 --profile prod
 
-  # a secret into a masked variable (NAME=SECRET_ID[#JSON_KEY])
-  tollgate creds aws --role-arn ARN --region eu-west-1 --secret DB_PASSWORD=prod/db#password
+  # a secret into a masked variable (SECRET_ID[#JSON_KEY] [| NAME], as for gcp, azure, vault)
+  tollgate creds aws --role-arn ARN --region eu-west-1 --secret 'prod/db#password | DB_PASSWORD'
 
 outputs (non-secret): aws-account-id, aws-arn (the assumed role's session ARN),
 aws-expiration; on GitLab written as aws_account_id, ... to the dotenv report.
@@ -92,10 +92,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _creds.add_secret_argument(
         role,
-        metavar="NAME=SECRET_ID[#KEY]",
+        metavar="'SECRET_ID[#KEY] [| NAME]'",
         help_text=(
             "read a Secrets Manager secret (name or ARN; #KEY: one key of a JSON secret) "
-            "into masked variable NAME (repeatable)"
+            "into masked variable NAME (default: named after the secret and key; "
+            "NAME=SECRET_ID[#KEY] works too; repeatable)"
         ),
     )
     network = parser.add_argument_group("network")

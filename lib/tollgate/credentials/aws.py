@@ -29,9 +29,9 @@ from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 from tollgate._http import clean_text, is_secure_endpoint
-from tollgate.ci import is_env_name
+from tollgate.ci import is_env_name, validate_env_name
 from tollgate.ci.local import remember_secret
-from tollgate.credentials._common import format_time
+from tollgate.credentials._common import env_name, format_time
 from tollgate.credentials.claims import describe_claims, token_claims
 from tollgate.credentials.interface import Credentials, Provider, TokenSource
 from tollgate.errors import ConfigError, Error, ExternalError, UsageError
@@ -96,10 +96,13 @@ DEFAULT_RETRY = RetryPolicy()
 
 @dataclass(frozen=True)
 class SecretRef:
-    """``NAME=SECRET_ID[#JSON_KEY]``: a Secrets Manager secret for environment variable NAME.
+    """A Secrets Manager secret (or one key of a JSON secret) for environment variable NAME.
 
-    SECRET_ID is a name or an ARN (both may hold ``:`` and ``=``, never ``#``); JSON_KEY picks
-    one top-level key of a JSON secret.
+    Written ``SECRET_ID[#JSON_KEY] [| NAME]``, as the other providers' ``--secret``, or
+    ``NAME=SECRET_ID[#JSON_KEY]``. SECRET_ID is a name or an ARN (both may hold ``:`` and
+    ``=``, never ``#`` or ``|``); JSON_KEY picks one top-level key of a JSON secret. Without
+    NAME, the variable is named after the secret (and key): ``prod/db#password`` sets
+    ``PROD_DB_PASSWORD``, as aws-actions/aws-secretsmanager-get-secrets does.
     """
 
     name: str
@@ -108,20 +111,33 @@ class SecretRef:
 
     @classmethod
     def parse(cls, text: str) -> SecretRef:
-        """Parse ``NAME=SECRET_ID[#JSON_KEY]``; :class:`UsageError` when malformed."""
-        name, equals, rest = text.partition("=")
-        secret_id, hash_sign, key = rest.partition("#")
-        if not equals or not is_env_name(name) or not secret_id:
+        """Parse either form; :class:`UsageError` when malformed."""
+        before, equals, after = text.partition("=")
+        name: str | None
+        if "|" in text:
+            reference, _, name = (part.strip() for part in text.partition("|"))
+            if not name:
+                raise UsageError(f"--secret {text!r}: the name after '|' is empty")
+        elif equals and is_env_name(before):
+            name, reference = before, after
+        else:
+            name, reference = None, text.strip()
+        secret_id, hash_sign, key = reference.partition("#")
+        if not secret_id:
             raise UsageError(
                 f"cannot read the secret reference {text!r}",
                 hint=(
-                    "write NAME=SECRET_ID or NAME=SECRET_ID#JSON_KEY, e.g.\n"
-                    "  --secret DB_PASSWORD=prod/db#password\n"
-                    "NAME is the environment variable to set; SECRET_ID a secret's name or ARN."
+                    "write SECRET_ID[#JSON_KEY] [| NAME], e.g.\n"
+                    "  --secret 'prod/db#password | DB_PASSWORD'\n"
+                    "SECRET_ID is a secret's name or ARN; NAME the environment variable to set."
                 ),
             )
         if hash_sign and not key:
             raise UsageError(f"the secret reference {text!r} has an empty JSON key after '#'")
+        if name is None:
+            friendly = secret_id.rpartition(":secret:")[2]  # an ARN's secret name
+            name = env_name(f"{friendly}_{key}" if hash_sign else friendly)
+        validate_env_name(name, f"--secret {text!r}: ")
         return cls(name=name, secret_id=secret_id, json_key=key if hash_sign else None)
 
 
