@@ -26,6 +26,7 @@ from tollgate.credentials.trust.findings import (
     finding,
     load_json,
     malformed,
+    show_values,
 )
 
 __all__ = ["parse"]
@@ -248,7 +249,7 @@ def _operator_findings(operator: str, constraint: Constraint, provider: str) -> 
         found.append(
             finding(
                 "stringlike-without-wildcard",
-                f"StringLike on {constraint.claim} with {_show(constraint.values)}, which has "
+                f"StringLike on {constraint.claim} with {show_values(constraint.values)}, which has "
                 "no wildcard: use StringEquals, so that a '*' or '?' added later (or a '?' "
                 "already meant literally) cannot widen the trust unnoticed",
                 constraint.path,
@@ -313,7 +314,3 @@ def _join(base: str, key: str) -> str:
 
 def _host(issuer: str) -> str:
     return issuer.removeprefix("https://")
-
-
-def _show(values: tuple[str, ...]) -> str:
-    return repr(values[0]) if len(values) == 1 else repr(list(values))

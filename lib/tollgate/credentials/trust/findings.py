@@ -337,3 +337,8 @@ class TrustPolicy:
     audience is specific to this trust, so none is needed)."""
     audience_hint: str = ""
     """How to add an audience condition, for the message."""
+
+
+def show_values(values: tuple[str, ...]) -> str:
+    """A condition's values as a message shows them: one quoted, several as a list."""
+    return repr(values[0]) if len(values) == 1 else repr(list(values))
