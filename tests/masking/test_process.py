@@ -466,3 +466,24 @@ def test_terminal_interrupt_reaches_the_child_once(terminal_session: tuple[int, 
     _, wait_status = os.waitpid(pid, 0)
     assert b"count=1" in output, output
     assert os.waitstatus_to_exitcode(wait_status) == 0
+
+
+@pytest.mark.parametrize("zero_copy", [True, False])
+def test_both_read_paths_give_the_same_output(
+    tmp_path: Path, secrets: SecretSet, monkeypatch: pytest.MonkeyPatch, zero_copy: bool
+) -> None:
+    # Without os.readv (Windows) the channels read with os.read and feed(); same bytes out.
+    monkeypatch.setattr("tollgate.masking.process.ZERO_COPY", zero_copy)
+    script = (
+        "import sys\n"
+        f"s = {SECRET!r}\n"
+        "for i in range(2000):\n"
+        "    sys.stdout.write(f'line {i} ' + s[: i % len(s)] + '|' + s + '\\n')\n"
+        "    sys.stdout.flush() if i % 97 == 0 else None\n"
+        "sys.stderr.write(s[:5]); sys.stderr.flush(); sys.stderr.write(s[5:] + ' end\\n')\n"
+    )
+    status, out, err = _run(tmp_path, script, secrets)
+    assert status == 0
+    assert SECRET.encode() not in out + err
+    assert out.count(b"|***\n") == 2000
+    assert err == b"*** end\n"

@@ -52,7 +52,7 @@ from typing import IO, BinaryIO, TypeAlias
 from tollgate.errors import UsageError
 from tollgate.masking.redactor import StreamRedactor
 from tollgate.masking.secrets import SecretSet
-from tollgate.masking.stream import READ_SIZE, Sink, stream_redactor, widen_pipe
+from tollgate.masking.stream import READ_SIZE, ZERO_COPY, Sink, stream_redactor, widen_pipe
 
 _logger = logging.getLogger(__name__)
 
@@ -88,11 +88,11 @@ class _Channel:
 
     def pump(self) -> bool:
         """Move one read's worth; ``False`` when this channel is finished."""
-        if self.redactor is None:
-            data = os.read(self.fd, READ_SIZE)
-            released: list[bytes | memoryview] | None = [data] if data else None
-        else:
+        if self.redactor is not None and ZERO_COPY:
             released = self.redactor.read_from(self.fd, READ_SIZE)
+        else:
+            data = os.read(self.fd, READ_SIZE)
+            released = None if not data else [self.redactor.feed(data) if self.redactor else data]
         if released is None:
             self.finish()
             return False
