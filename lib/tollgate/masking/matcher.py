@@ -2,9 +2,10 @@
 
 The redactor needs *all* matches, overlapping ones included: with secrets ``bcd`` and ``def``
 in ``abcdefg`` a leftmost-first search reports only ``bcd`` and leaves ``ef`` in the log.
-The default matcher is ahocorasick-rs's DFA in overlapping mode (350-450 MB/s on log-like text
-with 10,000 patterns on a 2-core machine); where its wheel is missing, a regular expression with one
-look-ahead per start position gives the same answers, slower.
+The default matcher is ahocorasick-rs's DFA in overlapping mode over short anchors (1,000
+secrets, 9,700 patterns: about 470 MB/s of log-like text on one core, 600-730 on two); where
+its wheel is missing, a regular expression with one look-ahead per start position gives the
+same answers, slower.
 """
 
 from __future__ import annotations
