@@ -92,19 +92,18 @@ class StreamRedactor:
         next call: write them out first. A non-blocking ``fd`` with nothing to read raises
         :class:`BlockingIOError`, as :func:`os.read` does.
         """
-        held = len(self._pending)
-        if self._buffer is None or len(self._buffer) < self._room + size:
-            self._allocate(size)
-            assert self._buffer is not None
+        buffer = self._buffer
+        if buffer is None or len(buffer) < self._room + size:
+            buffer = self._allocate(size)
         # What is held goes just before the read, which starts on an aligned address.
-        start = self._room - held
-        self._buffer[start : self._room] = self._pending
-        count = os.readv(fd, [self._buffer[self._room : self._room + size]])
+        start = self._room - len(self._pending)
+        buffer[start : self._room] = self._pending
+        count = os.readv(fd, [buffer[self._room : self._room + size]])
         if not count:
             return None
-        return self._process(self._buffer[start : self._room + count])
+        return self._process(buffer[start : self._room + count])
 
-    def _allocate(self, size: int) -> None:
+    def _allocate(self, size: int) -> memoryview:
         """Make read_from()'s buffer: room for what is held back, then ``size`` bytes.
 
         An anonymous mapping, so it is page-aligned, and the room is a multiple of 64 bytes,
@@ -117,6 +116,7 @@ class StreamRedactor:
         # What is held is always shorter than the longest pattern.
         self._room = -(-self._matcher.max_length // _ALIGNMENT) * _ALIGNMENT
         self._buffer = memoryview(mmap.mmap(-1, self._room + size))
+        return self._buffer
 
     def flush(self) -> bytes:
         """End of stream: release everything still held back, redacted."""

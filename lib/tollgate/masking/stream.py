@@ -35,7 +35,7 @@ def widen_pipe(fd: int, size: int = PIPE_SIZE) -> None:
 
     A default pipe holds 64 KiB, so each read brought at most that: with 1 MiB, a busy
     writer fills it while we scan, and per-read costs are paid 16 times less often
-    (``cat log | tollgate redact`` went from 180 to the file's speed).
+    (``cat log | tollgate redact`` with 1,000 secrets: from about 180 to 250-300 MB/s).
     """
     try:
         import fcntl
@@ -147,16 +147,11 @@ def filter_stream(src_fd: int, dst: BinaryIO | int, secrets: SecretSet, replacem
 
 def copy_stream(src_fd: int, sink: Sink, redactor: StreamRedactor | None) -> bool:
     """:func:`filter_stream` with a redactor of the caller's (``None``: no redaction)."""
-    if redactor is None:
+    if redactor is None or not ZERO_COPY:
         while data := _read_some(src_fd):
-            if not sink.write(data):
+            if not sink.write(redactor.feed(data) if redactor is not None else data):
                 return False
-        return True
-    if not ZERO_COPY:
-        while data := _read_some(src_fd):
-            if not sink.write(redactor.feed(data)):
-                return False
-        return sink.write(redactor.flush())
+        return sink.write(redactor.flush()) if redactor is not None else True
     while True:
         try:
             released = redactor.read_from(src_fd, READ_SIZE)
